@@ -1,0 +1,24 @@
+"""The ``aggsched`` command line.
+
+One module per command group; each exposes ``register(app)`` so this file only wires them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="aggsched",
+    help="Aggregate-build scheduler for semantic layers (AtScale-compatible).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _register_all() -> None:
+    from aggsched.cli import cron_cmd
+
+    cron_cmd.register(app)
+
+
+_register_all()

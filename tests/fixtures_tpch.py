@@ -1,0 +1,1 @@
+"""TPC-H fixtures (filled in by the warehouse module's work)."""
