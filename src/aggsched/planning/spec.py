@@ -1,0 +1,183 @@
+"""The stored form of an aggregate definition: everything needed to build its table.
+
+It is made from the resolved SML model when a project is published and kept as JSON in the
+store, so a build never re-reads YAML and a re-publish can compare old and new specs.
+Identifiers are kept exactly as the SML spells them; quoting happens in `sqlgen`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# The twelve SML calculation methods.
+SUM = "sum"
+COUNT_NON_NULL = "count non-null"
+COUNT_DISTINCT = "count distinct"
+ESTIMATED_COUNT_DISTINCT = "estimated count distinct"
+MINIMUM = "minimum"
+MAXIMUM = "maximum"
+AVERAGE = "average"
+PERCENTILE = "percentile"
+STDDEV_POP = "stddev_pop"
+STDDEV_SAMP = "stddev_samp"
+VAR_POP = "var_pop"
+VAR_SAMP = "var_samp"
+CALCULATION_METHODS = (
+    SUM, COUNT_NON_NULL, COUNT_DISTINCT, ESTIMATED_COUNT_DISTINCT, MINIMUM, MAXIMUM,
+    AVERAGE, PERCENTILE, STDDEV_POP, STDDEV_SAMP, VAR_POP, VAR_SAMP,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ComputedColumn:
+    """A dataset column defined by SQL (`sql:` in SML) with optional per-dialect variants."""
+
+    sql: str
+    dialect_sql: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A dataset as the warehouse sees it: a table or a SQL query, on an SML connection."""
+
+    dataset: str
+    connection: str
+    table: str | None = None
+    sql: str | None = None
+    dialect_sql: dict[str, str] = field(default_factory=dict)
+    database: str | None = None
+    schema: str | None = None
+    columns: tuple[str, ...] = ()
+    computed: dict[str, ComputedColumn] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Join:
+    """One LEFT JOIN step: `alias` (of `relation`) joined to the already-joined `left_alias`."""
+
+    alias: str
+    relation: Relation
+    left_alias: str
+    left_columns: tuple[str, ...]
+    right_columns: tuple[str, ...]
+    relationship: str = ""
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A dimension attribute of the aggregate's grain, reached through `path`."""
+
+    name: str
+    alias: str
+    key_columns: tuple[str, ...]
+    name_column: str | None = None
+    dimension: str = ""
+    level: str = ""
+    path: tuple[str, ...] = ()
+
+    @property
+    def identity(self) -> tuple[str, tuple[str, ...]]:
+        """Two attributes are the same grain column when name and join path agree."""
+        return (self.name, self.path)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A base metric: `method` over `column` of the relation aliased `alias`."""
+
+    name: str
+    method: str
+    alias: str
+    column: str
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """SML `incremental`: rows are appended by `column`; late rows arrive within `grace`."""
+
+    column: str
+    grace_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class DefinitionSpec:
+    """An aggregate definition: the grain (attributes) and metrics over one fact relation."""
+
+    name: str
+    fact_alias: str
+    fact: Relation
+    joins: tuple[Join, ...] = ()
+    attributes: tuple[Attribute, ...] = ()
+    metrics: tuple[Metric, ...] = ()
+    incremental: Incremental | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        """Stable hash of everything that decides the table's content (not its name)."""
+        data = self.to_dict()
+        data.pop("name")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DefinitionSpec:
+        inc = data.get("incremental")
+        return cls(
+            name=data["name"],
+            fact_alias=data["fact_alias"],
+            fact=_relation(data["fact"]),
+            joins=tuple(
+                Join(
+                    alias=j["alias"],
+                    relation=_relation(j["relation"]),
+                    left_alias=j["left_alias"],
+                    left_columns=tuple(j["left_columns"]),
+                    right_columns=tuple(j["right_columns"]),
+                    relationship=j.get("relationship", ""),
+                )
+                for j in data.get("joins", ())
+            ),
+            attributes=tuple(
+                Attribute(
+                    name=a["name"],
+                    alias=a["alias"],
+                    key_columns=tuple(a["key_columns"]),
+                    name_column=a.get("name_column"),
+                    dimension=a.get("dimension", ""),
+                    level=a.get("level", ""),
+                    path=tuple(a.get("path", ())),
+                )
+                for a in data.get("attributes", ())
+            ),
+            metrics=tuple(Metric(**m) for m in data.get("metrics", ())),
+            incremental=Incremental(**inc) if inc else None,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DefinitionSpec:
+        return cls.from_dict(json.loads(text))
+
+
+def _relation(data: dict[str, Any]) -> Relation:
+    return Relation(
+        dataset=data["dataset"],
+        connection=data["connection"],
+        table=data.get("table"),
+        sql=data.get("sql"),
+        dialect_sql=dict(data.get("dialect_sql") or {}),
+        database=data.get("database"),
+        schema=data.get("schema"),
+        columns=tuple(data.get("columns") or ()),
+        computed={
+            k: ComputedColumn(sql=v["sql"], dialect_sql=dict(v.get("dialect_sql") or {}))
+            for k, v in (data.get("computed") or {}).items()
+        },
+    )

@@ -1,0 +1,294 @@
+"""SQL for building aggregates, as sqlglot expressions rendered for one dialect.
+
+Every identifier is quoted as the SML spells it. Dataset SQL and computed-column SQL from
+the model are parsed (the dialect's own variant when the model has one) and their bare
+column references are qualified with the relation's alias and matched, case-insensitively,
+to the dataset's declared columns, so Snowflake-style SQL (`L_EXTENDEDPRICE * (1 -
+L_DISCOUNT)`) reads the same columns on PostgreSQL, where unquoted names would fold to
+lower case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlglot
+from sqlglot import exp
+
+from aggsched.planning import naming
+from aggsched.planning.partials import ROLLUP, metric_partials
+from aggsched.planning.spec import DefinitionSpec, Relation
+
+# SML `dialects:` names for our sqlglot dialects (compared case-insensitively).
+SML_DIALECT_NAMES = {"duckdb": ("duckdb",), "postgres": ("postgresql", "postgres")}
+
+
+class SqlGenerationError(ValueError):
+    """The model's SQL cannot be turned into a query for this warehouse."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an SML connection's tables live in the warehouse (None: leave unqualified)."""
+
+    database: str | None = None
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The warehouse a build runs on: its dialect and where each SML connection's tables are."""
+
+    dialect: str
+    locations: Mapping[str, Location]
+
+    def location(self, relation: Relation) -> Location:
+        return self.locations.get(relation.connection, Location(None, relation.schema))
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def table(name: str, schema: str | None = None, database: str | None = None) -> exp.Table:
+    return exp.Table(
+        this=ident(name),
+        db=ident(schema) if schema else None,
+        catalog=ident(database) if database else None,
+    )
+
+
+def render(expression: exp.Expression, dialect: str) -> str:
+    return expression.sql(dialect=dialect, identify=True)
+
+
+def _pick_sql(default: str | None, variants: Mapping[str, str], dialect: str) -> str | None:
+    names = SML_DIALECT_NAMES.get(dialect, (dialect,))
+    for key, sql in variants.items():
+        if key.lower() in names:
+            return sql
+    return default
+
+
+def _parse(sql: str, dialect: str, what: str) -> exp.Expression:
+    for read in (dialect, "snowflake", None):
+        try:
+            parsed = sqlglot.parse_one(sql, read=read)
+        except sqlglot.errors.ParseError:
+            continue
+        if parsed is not None:
+            return parsed
+    raise SqlGenerationError(f"cannot parse the SQL of {what}: {sql!r}")
+
+
+def _qualify(expression: exp.Expression, alias: str, relation: Relation) -> exp.Expression:
+    declared = {c.lower(): c for c in relation.columns}
+    declared.update({c.lower(): c for c in relation.computed})
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table:
+            name = node.name
+            match = declared.get(name.lower())
+            identifier = ident(match) if match else node.this
+            return exp.Column(this=identifier, table=ident(alias))
+        return node
+
+    return expression.copy().transform(fix)
+
+
+def column_expr(alias: str, relation: Relation, column: str, dialect: str) -> exp.Expression:
+    """A column of `relation` under `alias`: a plain reference or its computed SQL."""
+    computed = relation.computed.get(column)
+    if computed is None:
+        return exp.Column(this=ident(column), table=ident(alias))
+    sql = _pick_sql(computed.sql, computed.dialect_sql, dialect)
+    parsed = _parse(sql or "", dialect, f"column {column!r} of dataset {relation.dataset!r}")
+    return exp.Paren(this=_qualify(parsed, alias, relation))
+
+
+def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expression:
+    """FROM item for a dataset: its table, or its SQL as an aliased subquery."""
+    sql = _pick_sql(relation.sql, relation.dialect_sql, target.dialect)
+    if sql:
+        query = _parse(sql, target.dialect, f"dataset {relation.dataset!r}")
+        return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(alias)))
+    if not relation.table:
+        raise SqlGenerationError(f"dataset {relation.dataset!r} has neither table nor sql")
+    loc = target.location(relation)
+    return exp.alias_(table(relation.table, loc.schema, loc.database), ident(alias), table=True)
+
+
+def _partial_expr(partial: str, value: exp.Expression, dialect: str) -> exp.Expression:
+    if partial == "sum":
+        return exp.Sum(this=value)
+    if partial == "count":
+        return exp.Count(this=value)
+    if partial == "min":
+        return exp.Min(this=value)
+    if partial == "max":
+        return exp.Max(this=value)
+    if partial == "sumsq":
+        return exp.Sum(this=exp.Mul(this=value.copy(), expression=value.copy()))
+    if partial == "count_distinct":
+        return exp.Count(this=exp.Distinct(expressions=[value]))
+    if partial == "approx_count_distinct":
+        if dialect == "duckdb":
+            return exp.ApproxDistinct(this=value)
+        return exp.Count(this=exp.Distinct(expressions=[value]))
+    if partial == "median":
+        return exp.WithinGroup(
+            this=exp.PercentileCont(this=exp.Literal.number("0.5")),
+            expression=exp.Order(expressions=[exp.Ordered(this=value)]),
+        )
+    raise SqlGenerationError(f"unknown partial {partial!r}")
+
+
+def _relations(spec: DefinitionSpec) -> dict[str, Relation]:
+    rels = {spec.fact_alias: spec.fact}
+    rels.update({j.alias: j.relation for j in spec.joins})
+    return rels
+
+
+def incremental_expr(spec: DefinitionSpec, dialect: str) -> exp.Expression:
+    if spec.incremental is None:
+        raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
+    return column_expr(spec.fact_alias, spec.fact, spec.incremental.column, dialect)
+
+
+def _grain(spec: DefinitionSpec, dialect: str) -> list[exp.Expression]:
+    """SELECT items for the grain: attribute keys and names, then the incremental partition."""
+    rels = _relations(spec)
+    names = naming.attribute_columns(spec)
+    items: list[exp.Expression] = []
+    for attr in spec.attributes:
+        rel = rels[attr.alias]
+        keys, name_col = names[attr.identity]
+        for col, out in zip(attr.key_columns, keys, strict=True):
+            items.append(exp.alias_(column_expr(attr.alias, rel, col, dialect), ident(out)))
+        if name_col and attr.name_column:
+            value = column_expr(attr.alias, rel, attr.name_column, dialect)
+            items.append(exp.alias_(value, ident(name_col)))
+    if spec.incremental:
+        out = naming.incremental_column(spec.incremental.column)
+        items.append(exp.alias_(incremental_expr(spec, dialect), ident(out)))
+    return items
+
+
+def base_select(
+    spec: DefinitionSpec, target: Target, since: exp.Expression | None = None
+) -> exp.Select:
+    """The aggregate query over the base tables (optionally only partitions >= `since`)."""
+    dialect = target.dialect
+    grain = _grain(spec, dialect)
+    rels = _relations(spec)
+    select = exp.select(*grain)
+    for metric, partial in metric_partials(spec):
+        value = column_expr(metric.alias, rels[metric.alias], metric.column, dialect)
+        out = naming.metric_column(metric.name, partial)
+        select = select.select(exp.alias_(_partial_expr(partial, value, dialect), ident(out)))
+    select = select.from_(relation_source(spec.fact, spec.fact_alias, target))
+    for join in spec.joins:
+        left_rel = rels[join.left_alias]
+        conditions = [
+            exp.EQ(
+                this=column_expr(join.left_alias, left_rel, lc, dialect),
+                expression=column_expr(join.alias, join.relation, rc, dialect),
+            )
+            for lc, rc in zip(join.left_columns, join.right_columns, strict=True)
+        ]
+        select = select.join(
+            relation_source(join.relation, join.alias, target),
+            on=exp.and_(*conditions),
+            join_type="left",
+        )
+    if since is not None:
+        select = select.where(exp.GTE(this=incremental_expr(spec, dialect), expression=since))
+    if grain:
+        select = select.group_by(*(item.this.copy() for item in grain))
+    return select
+
+
+def derived_select(
+    spec: DefinitionSpec,
+    source: DefinitionSpec,
+    source_table: exp.Table,
+    since: exp.Expression | None = None,
+) -> exp.Select:
+    """The aggregate rolled up from a finer aggregate table built for `source`."""
+    alias = "src"
+    target_names = naming.attribute_columns(spec)
+    source_names = naming.attribute_columns(source)
+    items: list[exp.Expression] = []
+    for attr in spec.attributes:
+        keys, name_col = target_names[attr.identity]
+        src_keys, src_name = source_names[attr.identity]
+        for out, col in zip(keys, src_keys, strict=True):
+            items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(out)))
+        if name_col and src_name:
+            items.append(
+                exp.alias_(exp.column(ident(src_name), table=ident(alias)), ident(name_col))
+            )
+    if spec.incremental:
+        col = naming.incremental_column(spec.incremental.column)
+        items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(col)))
+    select = exp.select(*items)
+    for metric, partial in metric_partials(spec):
+        col = naming.metric_column(metric.name, partial)
+        func = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[ROLLUP[partial]]
+        select = select.select(
+            exp.alias_(func(this=exp.column(ident(col), table=ident(alias))), ident(col))
+        )
+    select = select.from_(exp.alias_(source_table, ident(alias), table=True))
+    if since is not None and spec.incremental:
+        col = naming.incremental_column(spec.incremental.column)
+        select = select.where(
+            exp.GTE(this=exp.column(ident(col), table=ident(alias)), expression=since)
+        )
+    if items:
+        select = select.group_by(*(item.this.copy() for item in items))
+    return select
+
+
+def literal(value: object) -> exp.Expression:
+    """A typed SQL literal for a watermark or threshold value read back from a warehouse."""
+    if isinstance(value, dt.datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return exp.Literal.string(str(value))
+    return exp.Literal.number(str(value))
+
+
+def max_incremental(spec: DefinitionSpec, target: Target) -> exp.Select:
+    """SELECT MAX(incremental column) over the fact relation: the next watermark."""
+    value = incremental_expr(spec, target.dialect)
+    return exp.select(exp.Max(this=value)).from_(
+        relation_source(spec.fact, spec.fact_alias, target)
+    )
+
+
+def create_schema(schema: str) -> exp.Create:
+    return exp.Create(this=exp.Table(db=ident(schema)), kind="SCHEMA", exists=True)
+
+
+def create_table_as(dest: exp.Table, query: exp.Select) -> exp.Create:
+    return exp.Create(this=dest, kind="TABLE", expression=query)
+
+
+def insert_select(dest: exp.Table, query: exp.Select) -> exp.Insert:
+    return exp.insert(query, dest)
+
+
+def delete_since(dest: exp.Table, spec: DefinitionSpec, since: exp.Expression) -> exp.Delete:
+    if spec.incremental is None:
+        raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
+    col = ident(naming.incremental_column(spec.incremental.column))
+    return exp.delete(dest, where=exp.GTE(this=exp.column(col), expression=since))
+
+
+def drop_table(dest: exp.Table) -> exp.Drop:
+    return exp.Drop(this=dest, kind="TABLE", exists=True)
