@@ -1,0 +1,80 @@
+"""Warehouse URLs: ``${VAR}`` substitution and redaction. Pure: no I/O.
+
+Connection URLs live in configuration files, secrets live in the environment, so a URL
+may say ``postgresql://etl:${PGPASSWORD}@db:5432/dw``. The resolved URL holds the secret
+and must never be logged; log ``redact_url(url)`` instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from aggsched.warehouse.errors import WarehouseConfigError
+
+_VAR = re.compile(r"\$\{([^}]*)\}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SCHEMES = ("duckdb", "postgresql", "postgres")
+
+
+def resolve_url(url: str, env: Mapping[str, str]) -> str:
+    """Replace every ``${NAME}`` in ``url`` by ``env[NAME]``.
+
+    Raises ``WarehouseConfigError`` naming the variable (never its value) when it is
+    missing or malformed.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not _NAME.fullmatch(name):
+            raise WarehouseConfigError(
+                f"invalid variable reference ${{{name}}} in warehouse URL {redact_url(url)}"
+            )
+        if name not in env:
+            raise WarehouseConfigError(
+                f"environment variable {name} used in warehouse URL {redact_url(url)} is not set"
+            )
+        return env[name]
+
+    return _VAR.sub(substitute, url)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to log and to store)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of a warehouse URL, checked against the supported ones."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in SCHEMES:
+        raise WarehouseConfigError(
+            f"unsupported warehouse URL scheme {scheme!r} in {redact_url(url)}; "
+            f"expected one of {', '.join(s + '://' for s in SCHEMES)}"
+        )
+    return scheme
+
+
+def duckdb_path(url: str) -> str:
+    """The database path of ``duckdb:///abs/path.duckdb`` (or ``:memory:``)."""
+    prefix = "duckdb://"
+    if not url.lower().startswith(prefix):
+        raise WarehouseConfigError(f"not a DuckDB URL: {redact_url(url)}")
+    rest = url[len(prefix) :]
+    if not rest.startswith("/"):
+        raise WarehouseConfigError(
+            f"DuckDB URL must be duckdb:///<absolute path> or duckdb:///:memory:, got {url}"
+        )
+    path = rest[1:] if rest[1:].startswith(":memory:") else rest
+    if path in ("", "/"):
+        raise WarehouseConfigError(f"DuckDB URL has no database path: {url}")
+    return path
