@@ -271,24 +271,44 @@ def max_incremental(spec: DefinitionSpec, target: Target) -> exp.Select:
     )
 
 
-def create_schema(schema: str) -> exp.Create:
-    return exp.Create(this=exp.Table(db=ident(schema)), kind="SCHEMA", exists=True)
+def output_columns(spec: DefinitionSpec) -> list[str]:
+    """The aggregate table's columns, in the order the build queries produce them."""
+    names = naming.attribute_columns(spec)
+    cols: list[str] = []
+    for attr in spec.attributes:
+        keys, name_col = names[attr.identity]
+        cols.extend(keys)
+        if name_col:
+            cols.append(name_col)
+    if spec.incremental:
+        cols.append(naming.incremental_column(spec.incremental.column))
+    cols.extend(naming.metric_column(m.name, p) for m, p in metric_partials(spec))
+    return cols
 
 
-def create_table_as(dest: exp.Table, query: exp.Select) -> exp.Create:
-    return exp.Create(this=dest, kind="TABLE", expression=query)
+def incremental_select(
+    spec: DefinitionSpec, previous: exp.Table, fresh: exp.Select, since: exp.Expression
+) -> exp.Union:
+    """The next version of an incremental aggregate: the previous table's partitions older
+    than `since` (and any NULL partition) plus `fresh`, which recomputes the rest.
 
-
-def insert_select(dest: exp.Table, query: exp.Select) -> exp.Insert:
-    return exp.insert(query, dest)
-
-
-def delete_since(dest: exp.Table, spec: DefinitionSpec, since: exp.Expression) -> exp.Delete:
+    Built as a new table like any other build, so it is swapped in atomically and readers of
+    the previous table are never disturbed.
+    """
     if spec.incremental is None:
         raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
-    col = ident(naming.incremental_column(spec.incremental.column))
-    return exp.delete(dest, where=exp.GTE(this=exp.column(col), expression=since))
+    inc = exp.column(ident(naming.incremental_column(spec.incremental.column)))
+    kept = (
+        exp.select(*(exp.column(ident(c)) for c in output_columns(spec)))
+        .from_(previous)
+        .where(
+            exp.or_(
+                exp.LT(this=inc, expression=since), exp.Is(this=inc.copy(), expression=exp.null())
+            )
+        )
+    )
+    return exp.union(kept, fresh, distinct=False)
 
 
-def drop_table(dest: exp.Table) -> exp.Drop:
-    return exp.Drop(this=dest, kind="TABLE", exists=True)
+def create_table_as(dest: exp.Table, query: exp.Query) -> exp.Create:
+    return exp.Create(this=dest, kind="TABLE", expression=query)
