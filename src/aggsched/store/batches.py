@@ -1,0 +1,185 @@
+"""Build batches: queueing, history, the worker lifecycle (claim, heartbeat, finish, cancel).
+
+Status only moves forward: ``pending -> inprogress -> done|failed|cancelled`` (or
+``pending -> cancelled``). Every transition is a guarded UPDATE, so a late worker cannot
+overwrite a batch that recovery or a cancel already closed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from aggsched.store._paging import page
+from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
+from aggsched.store.models import BatchStatus, BatchType, BuildBatch
+from aggsched.store.queue import claim_next_batch, recover_stale_batches
+from aggsched.store.types import utcnow
+
+__all__ = [
+    "cancel_or_request",
+    "claim_next_batch",
+    "create_batch",
+    "find_pending_batch",
+    "finish_batch",
+    "get_batch",
+    "heartbeat_batch",
+    "list_batch_history",
+    "recover_stale_batches",
+]
+
+_FINAL = frozenset({BatchStatus.DONE, BatchStatus.FAILED, BatchStatus.CANCELLED})
+
+
+def create_batch(
+    session: Session,
+    *,
+    org_id: str,
+    project_id: uuid.UUID,
+    cube_id: uuid.UUID,
+    batch_type: BatchType | str,
+    requested_by: str = "",
+    job_id: uuid.UUID | None = None,
+    execution_id: uuid.UUID | None = None,
+    estimate_time: int = 0,
+    now: datetime | None = None,
+) -> BuildBatch:
+    """Queue a new ``pending`` batch for one cube."""
+    try:
+        kind = BatchType(str(batch_type)).value
+    except ValueError as exc:
+        allowed = ", ".join(t.value for t in BatchType)
+        raise InvalidValueError(f"batch type {batch_type!r} is not one of: {allowed}") from exc
+    batch = BuildBatch(
+        org_id=org_id, project_id=project_id, cube_id=cube_id, batch_type=kind,
+        status=BatchStatus.PENDING.value, create_date=now or utcnow(),
+        requested_by=requested_by, job_id=job_id, execution_id=execution_id,
+        estimate_time=estimate_time,
+    )  # fmt: skip
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def get_batch(session: Session, batch_id: uuid.UUID, org_id: str | None = None) -> BuildBatch:
+    batch = session.get(BuildBatch, batch_id)
+    if batch is None or (org_id is not None and batch.org_id != org_id):
+        raise NotFoundError(f"build batch {batch_id} not found")
+    return batch
+
+
+def list_batch_history(
+    session: Session,
+    org_id: str,
+    *,
+    limit: int = 10,
+    offset: int = 0,
+    project_id: uuid.UUID | None = None,
+    cube_id: uuid.UUID | None = None,
+    status: BatchStatus | str | None = None,
+    batch_type: BatchType | str | None = None,
+) -> tuple[list[BuildBatch], int]:
+    """One page of the organization's batches, newest first, and the total matching."""
+    stmt = select(BuildBatch).where(BuildBatch.org_id == org_id)
+    if project_id is not None:
+        stmt = stmt.where(BuildBatch.project_id == project_id)
+    if cube_id is not None:
+        stmt = stmt.where(BuildBatch.cube_id == cube_id)
+    if status is not None:
+        stmt = stmt.where(BuildBatch.status == str(status))
+    if batch_type is not None:
+        stmt = stmt.where(BuildBatch.batch_type == str(batch_type))
+    order = [BuildBatch.create_date.desc(), BuildBatch.id.desc()]
+    return page(session, stmt, order, limit, offset)
+
+
+def find_pending_batch(
+    session: Session, cube_id: uuid.UUID, batch_type: BatchType | str | None = None
+) -> BuildBatch | None:
+    """The oldest queued batch of the cube (to coalesce requests instead of queueing more)."""
+    stmt = select(BuildBatch).where(
+        BuildBatch.cube_id == cube_id, BuildBatch.status == BatchStatus.PENDING.value
+    )
+    if batch_type is not None:
+        stmt = stmt.where(BuildBatch.batch_type == str(batch_type))
+    return session.scalar(stmt.order_by(BuildBatch.create_date, BuildBatch.id).limit(1))
+
+
+def heartbeat_batch(
+    session: Session, batch_id: uuid.UUID, worker_id: str, now: datetime | None = None
+) -> BuildBatch | None:
+    """Record that ``worker_id`` is still running the batch.
+
+    Returns the batch (check ``cancel_requested``), or None when the worker no longer
+    owns it (recovered or closed meanwhile) and must stop.
+    """
+    stmt = (
+        update(BuildBatch)
+        .where(
+            BuildBatch.id == batch_id,
+            BuildBatch.worker_id == worker_id,
+            BuildBatch.status == BatchStatus.INPROGRESS.value,
+        )
+        .values(heartbeat_at=now or utcnow())
+        .returning(BuildBatch.id)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(stmt).scalar_one_or_none() is None:
+        return None
+    return session.get(BuildBatch, batch_id, populate_existing=True)
+
+
+def finish_batch(
+    session: Session,
+    batch_id: uuid.UUID,
+    status: BatchStatus | str,
+    *,
+    worker_id: str | None = None,
+    message: str = "",
+    now: datetime | None = None,
+) -> BuildBatch:
+    """Close an in-progress batch as done, failed or cancelled.
+
+    With ``worker_id`` the batch must still belong to that worker. Raises
+    ``ConflictError`` when the batch is no longer in progress (or owned).
+    """
+    final = BatchStatus(str(status))
+    if final not in _FINAL:
+        raise InvalidValueError(f"batch can only finish as done/failed/cancelled, not {final}")
+    conditions = [BuildBatch.id == batch_id, BuildBatch.status == BatchStatus.INPROGRESS.value]
+    if worker_id is not None:
+        conditions.append(BuildBatch.worker_id == worker_id)
+    stmt = (
+        update(BuildBatch)
+        .where(*conditions)
+        .values(status=final.value, end_time=now or utcnow(), message=message)
+        .returning(BuildBatch.id)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(stmt).scalar_one_or_none() is None:
+        current = get_batch(session, batch_id)
+        raise ConflictError(f"build batch {batch_id} is {current.status}, not in progress")
+    return session.get(BuildBatch, batch_id, populate_existing=True)  # type: ignore[return-value]
+
+
+def cancel_or_request(
+    session: Session, batch_id: uuid.UUID, now: datetime | None = None
+) -> BuildBatch:
+    """Cancel a pending batch at once; ask the worker to stop an in-progress one.
+
+    A batch already closed is returned unchanged (cancelling is idempotent).
+    """
+    batch = session.get(BuildBatch, batch_id, with_for_update=True)
+    if batch is None:
+        raise NotFoundError(f"build batch {batch_id} not found")
+    if batch.status == BatchStatus.PENDING.value:
+        batch.status = BatchStatus.CANCELLED.value
+        batch.end_time = now or utcnow()
+        batch.message = "cancelled before it started"
+    elif batch.status == BatchStatus.INPROGRESS.value:
+        batch.cancel_requested = True
+    session.flush()
+    return batch

@@ -1,0 +1,529 @@
+"""Catalog queries: organizations, users, connections, projects, cubes, aggregates.
+
+Every function takes the caller's ``Session`` (one transaction, see ``Store.session``)
+and returns ORM objects; lookups scoped by organization raise ``NotFoundError`` when the
+object exists only in another organization, so the API cannot leak across tenants.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aggsched.store._paging import page
+from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
+from aggsched.store.models import (
+    AggregateDefinition,
+    AggregateInstance,
+    Connection,
+    Cube,
+    DefinitionSubtype,
+    DefinitionType,
+    InstanceStatus,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    User,
+)
+from aggsched.store.types import utcnow
+
+_hasher = PasswordHasher()
+
+
+def _flush_or_conflict(session: Session, what: str) -> None:
+    """Flush pending changes, turning a uniqueness violation into ``ConflictError``."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(f"{what} already exists") from exc
+
+
+def _enum(enum: type[Any], value: str, what: str) -> str:
+    try:
+        return str(enum(value).value)
+    except ValueError as exc:
+        allowed = ", ".join(member.value for member in enum)
+        raise InvalidValueError(f"{what} {value!r} is not one of: {allowed}") from exc
+
+
+# --- organizations -------------------------------------------------------------------
+
+
+def get_org(session: Session, org_id: str) -> Organization:
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFoundError(f"organization {org_id!r} not found")
+    return org
+
+
+def list_orgs(session: Session) -> list[Organization]:
+    return list(session.scalars(select(Organization).order_by(Organization.id)))
+
+
+def add_org(session: Session, org_id: str, name: str | None = None) -> Organization:
+    if not org_id or len(org_id) > 64:
+        raise InvalidValueError(f"organization id {org_id!r} must be 1-64 characters")
+    org = Organization(id=org_id, name=name or org_id)
+    session.add(org)
+    _flush_or_conflict(session, f"organization {org_id!r}")
+    return org
+
+
+def ensure_org(session: Session, org_id: str, name: str | None = None) -> Organization:
+    """The organization, created if missing (idempotent, for bootstrap and tests)."""
+    return session.get(Organization, org_id) or add_org(session, org_id, name)
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+def add_user(session: Session, username: str, password: str) -> User:
+    """A new user; only the argon2 hash of ``password`` is stored."""
+    if not username.strip():
+        raise InvalidValueError("username must not be empty")
+    if not password:
+        raise InvalidValueError(f"password for user {username!r} must not be empty")
+    user = User(username=username, password_hash=_hasher.hash(password))
+    session.add(user)
+    _flush_or_conflict(session, f"user {username!r}")
+    return user
+
+
+def get_user_by_name(session: Session, username: str) -> User | None:
+    return session.scalar(select(User).where(User.username == username))
+
+
+def verify_password(session: Session, username: str, password: str) -> User | None:
+    """The user when ``password`` matches, else None (unknown user or wrong password)."""
+    user = get_user_by_name(session, username)
+    if user is None:
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def grant_role(session: Session, user_id: uuid.UUID, org_id: str, role: Role | str) -> None:
+    """Give ``user_id`` ``role`` in ``org_id`` (idempotent)."""
+    value = _enum(Role, str(role), "role")
+    if session.get(Membership, (user_id, org_id, value)) is None:
+        session.add(Membership(user_id=user_id, org_id=org_id, role=value))
+        session.flush()
+
+
+def roles_for(session: Session, user_id: uuid.UUID, org_id: str) -> set[Role]:
+    rows = session.scalars(
+        select(Membership.role).where(Membership.user_id == user_id, Membership.org_id == org_id)
+    )
+    return {Role(role) for role in rows}
+
+
+# --- connections ---------------------------------------------------------------------
+
+
+def upsert_connection(
+    session: Session,
+    org_id: str,
+    name: str,
+    url: str,
+    *,
+    aggregate_schema: str = "as_agg",
+    database_override: str | None = None,
+    schema_override: str | None = None,
+) -> Connection:
+    """Create or replace the mapping of SML connection ``name`` to a warehouse URL."""
+    conn = session.scalar(
+        select(Connection).where(Connection.org_id == org_id, Connection.name == name)
+    )
+    if conn is None:
+        conn = Connection(org_id=org_id, name=name)
+        session.add(conn)
+    conn.url = url
+    conn.aggregate_schema = aggregate_schema
+    conn.database_override = database_override
+    conn.schema_override = schema_override
+    _flush_or_conflict(session, f"connection {name!r}")
+    return conn
+
+
+def list_connections(session: Session, org_id: str) -> list[Connection]:
+    stmt = select(Connection).where(Connection.org_id == org_id).order_by(Connection.name)
+    return list(session.scalars(stmt))
+
+
+def get_connection(session: Session, org_id: str, name: str) -> Connection:
+    conn = session.scalar(
+        select(Connection).where(Connection.org_id == org_id, Connection.name == name)
+    )
+    if conn is None:
+        raise NotFoundError(f"connection {name!r} not found in organization {org_id!r}")
+    return conn
+
+
+def delete_connection(session: Session, org_id: str, name: str) -> None:
+    session.delete(get_connection(session, org_id, name))
+    session.flush()
+
+
+# --- projects and cubes --------------------------------------------------------------
+
+
+def upsert_project(
+    session: Session,
+    org_id: str,
+    unique_name: str,
+    *,
+    name: str,
+    version: str | None = None,
+    source_digest: str | None = None,
+    published_by: str | None = None,
+    now: datetime | None = None,
+) -> Project:
+    """Create the project or record a republish of it (same id, new digest and time)."""
+    project = get_project_by_name(session, org_id, unique_name)
+    if project is None:
+        project = Project(org_id=org_id, unique_name=unique_name)
+        session.add(project)
+    project.name = name
+    project.version = version
+    project.source_digest = source_digest
+    project.published_by = published_by
+    project.published_at = now or utcnow()
+    _flush_or_conflict(session, f"project {unique_name!r}")
+    return project
+
+
+def get_project(session: Session, org_id: str, project_id: uuid.UUID) -> Project:
+    project = session.get(Project, project_id)
+    if project is None or project.org_id != org_id:
+        raise NotFoundError(f"project {project_id} not found in organization {org_id!r}")
+    return project
+
+
+def get_project_by_name(session: Session, org_id: str, unique_name: str) -> Project | None:
+    return session.scalar(
+        select(Project).where(Project.org_id == org_id, Project.unique_name == unique_name)
+    )
+
+
+def list_projects(session: Session, org_id: str) -> list[Project]:
+    stmt = select(Project).where(Project.org_id == org_id).order_by(Project.unique_name)
+    return list(session.scalars(stmt))
+
+
+def upsert_cube(session: Session, project: Project, unique_name: str, name: str) -> Cube:
+    """Create the cube, or rename/undelete it when a republish brings it back."""
+    cube = session.scalar(
+        select(Cube).where(Cube.project_id == project.id, Cube.unique_name == unique_name)
+    )
+    if cube is None:
+        cube = Cube(project_id=project.id, org_id=project.org_id, unique_name=unique_name)
+        session.add(cube)
+    cube.name = name
+    cube.deleted_at = None
+    _flush_or_conflict(session, f"cube {unique_name!r}")
+    return cube
+
+
+def get_cube(
+    session: Session,
+    org_id: str,
+    project_id: uuid.UUID,
+    cube_id: uuid.UUID,
+    *,
+    include_deleted: bool = False,
+) -> Cube:
+    """The cube, only if it belongs to that project and organization (else 404)."""
+    cube = session.get(Cube, cube_id)
+    if (
+        cube is None
+        or cube.org_id != org_id
+        or cube.project_id != project_id
+        or (cube.deleted_at is not None and not include_deleted)
+    ):
+        raise NotFoundError(
+            f"cube {cube_id} not found in project {project_id} of organization {org_id!r}"
+        )
+    return cube
+
+
+def list_cubes(
+    session: Session, project_id: uuid.UUID, *, include_deleted: bool = False
+) -> list[Cube]:
+    stmt = select(Cube).where(Cube.project_id == project_id)
+    if not include_deleted:
+        stmt = stmt.where(Cube.deleted_at.is_(None))
+    return list(session.scalars(stmt.order_by(Cube.unique_name)))
+
+
+def mark_cube_deleted(session: Session, cube: Cube, now: datetime | None = None) -> None:
+    cube.deleted_at = now or utcnow()
+    session.flush()
+
+
+# --- aggregate definitions -----------------------------------------------------------
+
+
+def upsert_definition(
+    session: Session,
+    cube: Cube,
+    *,
+    unique_name: str,
+    name: str,
+    type: DefinitionType | str,
+    subtype: DefinitionSubtype | str,
+    fingerprint: str,
+    spec: dict[str, Any],
+    fact_dataset: str,
+    connection_id: str,
+    incremental: bool = False,
+) -> AggregateDefinition:
+    """Create or refresh a definition of ``cube`` (a republish revives removed ones)."""
+    definition = session.scalar(
+        select(AggregateDefinition).where(
+            AggregateDefinition.cube_id == cube.id,
+            AggregateDefinition.unique_name == unique_name,
+        )
+    )
+    if definition is None:
+        definition = AggregateDefinition(
+            org_id=cube.org_id, project_id=cube.project_id, cube_id=cube.id,
+            unique_name=unique_name,
+        )  # fmt: skip
+        session.add(definition)
+    definition.name = name
+    definition.type = _enum(DefinitionType, str(type), "definition type")
+    definition.subtype = _enum(DefinitionSubtype, str(subtype), "definition subtype")
+    definition.fingerprint = fingerprint
+    definition.spec = spec
+    definition.fact_dataset = fact_dataset
+    definition.connection_id = connection_id
+    definition.incremental = incremental
+    definition.removed_at = None
+    _flush_or_conflict(session, f"aggregate definition {unique_name!r}")
+    return definition
+
+
+def get_definition(session: Session, org_id: str, definition_id: uuid.UUID) -> AggregateDefinition:
+    definition = session.get(AggregateDefinition, definition_id)
+    if definition is None or definition.org_id != org_id:
+        raise NotFoundError(f"aggregate {definition_id} not found in organization {org_id!r}")
+    return definition
+
+
+def list_definitions(
+    session: Session,
+    org_id: str,
+    *,
+    project_id: uuid.UUID | None = None,
+    cube_id: uuid.UUID | None = None,
+    include_removed: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[AggregateDefinition], int]:
+    """One page of definitions, oldest first (stable order), and the total."""
+    model = AggregateDefinition
+    stmt = select(model).where(model.org_id == org_id)
+    if project_id is not None:
+        stmt = stmt.where(model.project_id == project_id)
+    if cube_id is not None:
+        stmt = stmt.where(model.cube_id == cube_id)
+    if not include_removed:
+        stmt = stmt.where(model.removed_at.is_(None))
+    return page(session, stmt, [model.created_at, model.id], limit, offset)
+
+
+def set_definition_blocked(
+    session: Session, org_id: str, definition_id: uuid.UUID, blocked: bool
+) -> AggregateDefinition:
+    """Deactivate (``block``) or reactivate a definition; blocked ones are not built."""
+    definition = get_definition(session, org_id, definition_id)
+    definition.blocked = blocked
+    session.flush()
+    return definition
+
+
+def mark_definition_removed(
+    session: Session, definition: AggregateDefinition, now: datetime | None = None
+) -> None:
+    definition.removed_at = now or utcnow()
+    session.flush()
+
+
+# --- aggregate instances -------------------------------------------------------------
+
+
+def create_instance(
+    session: Session,
+    definition: AggregateDefinition,
+    *,
+    batch_id: uuid.UUID | None = None,
+    table_name: str | None = None,
+    table_schema: str | None = None,
+    source_instance_id: uuid.UUID | None = None,
+    watermark: str | None = None,
+    instance_id: uuid.UUID | None = None,
+) -> AggregateInstance:
+    """A new ``pending`` instance of ``definition`` (its table does not exist yet)."""
+    instance = AggregateInstance(
+        id=instance_id or uuid.uuid4(), definition_id=definition.id,
+        org_id=definition.org_id, cube_id=definition.cube_id, batch_id=batch_id,
+        status=InstanceStatus.PENDING.value, connection_id=definition.connection_id,
+        table_name=table_name, table_schema=table_schema,
+        source_instance_id=source_instance_id, watermark=watermark,
+    )  # fmt: skip
+    session.add(instance)
+    session.flush()
+    return instance
+
+
+def get_instance(session: Session, org_id: str, instance_id: uuid.UUID) -> AggregateInstance:
+    instance = session.get(AggregateInstance, instance_id)
+    if instance is None or instance.org_id != org_id:
+        raise NotFoundError(f"aggregate instance {instance_id} not found in {org_id!r}")
+    return instance
+
+
+def list_instances(
+    session: Session,
+    org_id: str,
+    *,
+    cube_id: uuid.UUID | None = None,
+    definition_id: uuid.UUID | None = None,
+    statuses: Iterable[InstanceStatus | str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[AggregateInstance], int]:
+    """One page of instances, newest first, and the total."""
+    model = AggregateInstance
+    stmt = select(model).where(model.org_id == org_id)
+    if cube_id is not None:
+        stmt = stmt.where(model.cube_id == cube_id)
+    if definition_id is not None:
+        stmt = stmt.where(model.definition_id == definition_id)
+    if statuses is not None:
+        values = [_enum(InstanceStatus, str(s), "instance status") for s in statuses]
+        stmt = stmt.where(model.status.in_(values))
+    return page(session, stmt, [model.created_at.desc(), model.id.desc()], limit, offset)
+
+
+def active_instance(session: Session, definition_id: uuid.UUID) -> AggregateInstance | None:
+    return session.scalar(
+        select(AggregateInstance).where(
+            AggregateInstance.definition_id == definition_id,
+            AggregateInstance.status == InstanceStatus.ACTIVE.value,
+        )
+    )
+
+
+def set_instance_status(
+    session: Session,
+    instance_id: uuid.UUID,
+    status: InstanceStatus | str,
+    **fields: Any,
+) -> AggregateInstance:
+    """Move an instance to any status but ``active`` (use ``activate_instance``).
+
+    ``fields`` may set: message, error, sql, number_of_rows, build_duration,
+    materialization_start_time, materialization_end_time, watermark, batch_id,
+    table_name, table_schema, drop_after.
+    """
+    value = _enum(InstanceStatus, str(status), "instance status")
+    if value == InstanceStatus.ACTIVE.value:
+        raise InvalidValueError("use activate_instance to make an instance active")
+    unknown = set(fields) - _SETTABLE_INSTANCE_FIELDS
+    if unknown:
+        raise InvalidValueError(f"cannot set instance fields: {', '.join(sorted(unknown))}")
+    instance = session.get(AggregateInstance, instance_id)
+    if instance is None:
+        raise NotFoundError(f"aggregate instance {instance_id} not found")
+    instance.status = value
+    for key, field_value in fields.items():
+        setattr(instance, key, field_value)
+    session.flush()
+    return instance
+
+
+_SETTABLE_INSTANCE_FIELDS = frozenset(
+    {
+        "message", "error", "sql", "number_of_rows", "build_duration",
+        "materialization_start_time", "materialization_end_time", "watermark",
+        "batch_id", "table_name", "table_schema", "drop_after",
+    }
+)  # fmt: skip
+
+
+def activate_instance(
+    session: Session,
+    instance_id: uuid.UUID,
+    *,
+    grace: timedelta = timedelta(minutes=10),
+    now: datetime | None = None,
+) -> AggregateInstance | None:
+    """Make ``instance_id`` the active one of its definition; returns the one it replaced.
+
+    In the caller's single transaction the previous active instance becomes ``deleted``
+    (its table may be dropped after ``grace``, once running queries are done) and the
+    new one ``active``. A concurrent second activation hits the one-active unique index
+    and raises ``ConflictError`` instead of leaving two active tables.
+    """
+    when = now or utcnow()
+    instance = session.get(AggregateInstance, instance_id)
+    if instance is None:
+        raise NotFoundError(f"aggregate instance {instance_id} not found")
+    if instance.status == InstanceStatus.ACTIVE.value:
+        return None
+    previous = active_instance(session, instance.definition_id)
+    session.execute(
+        update(AggregateInstance)
+        .where(
+            AggregateInstance.definition_id == instance.definition_id,
+            AggregateInstance.status == InstanceStatus.ACTIVE.value,
+        )
+        .values(status=InstanceStatus.DELETED.value, drop_after=when + grace, updated_at=when)
+        .execution_options(synchronize_session="fetch")
+    )
+    instance.status = InstanceStatus.ACTIVE.value
+    _flush_or_conflict(session, f"an active instance of aggregate {instance.definition_id}")
+    return previous
+
+
+def instances_to_drop(
+    session: Session, now: datetime | None = None, limit: int = 100
+) -> list[AggregateInstance]:
+    """Instances whose grace period is over and whose table still exists."""
+    model = AggregateInstance
+    stmt = (
+        select(model)
+        .where(
+            model.drop_after <= (now or utcnow()),
+            model.table_dropped_at.is_(None),
+            model.status != InstanceStatus.ACTIVE.value,
+        )
+        .order_by(model.drop_after)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def mark_table_dropped(
+    session: Session, instance_id: uuid.UUID, now: datetime | None = None
+) -> None:
+    instance = session.get(AggregateInstance, instance_id)
+    if instance is None:
+        raise NotFoundError(f"aggregate instance {instance_id} not found")
+    instance.table_dropped_at = now or utcnow()
+    session.flush()

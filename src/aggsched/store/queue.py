@@ -1,0 +1,115 @@
+"""The contended SQL in one place: claiming batches, due schedules, stale-batch recovery.
+
+PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent workers/scheduler nodes
+each get different rows without waiting on each other. SQLite renders no FOR UPDATE, but
+it has a single writer, and every claim is one ``UPDATE ... WHERE status = 'pending'``
+statement, so two processes can never both move the same row out of ``pending``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, aliased
+
+from aggsched.store.models import BatchStatus, BuildBatch, Schedule
+from aggsched.store.types import utcnow
+
+PENDING = BatchStatus.PENDING.value
+INPROGRESS = BatchStatus.INPROGRESS.value
+
+
+def claim_next_batch(
+    session: Session, worker_id: str, now: datetime | None = None
+) -> BuildBatch | None:
+    """Move the oldest claimable pending batch to ``inprogress`` for ``worker_id``.
+
+    A batch is claimable when no other batch of the same cube is in progress, so one
+    cube is never built twice at once. Returns None when nothing is claimable.
+    """
+    when = now or utcnow()
+    running = aliased(BuildBatch)
+    cube_busy = exists().where(running.cube_id == BuildBatch.cube_id, running.status == INPROGRESS)
+    candidate = (
+        select(BuildBatch.id)
+        .where(BuildBatch.status == PENDING, ~cube_busy)
+        .order_by(BuildBatch.create_date, BuildBatch.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(BuildBatch)
+        .where(BuildBatch.id == candidate, BuildBatch.status == PENDING)
+        .values(
+            status=INPROGRESS,
+            worker_id=worker_id,
+            start_time=when,
+            heartbeat_at=when,
+            attempts=BuildBatch.attempts + 1,
+        )
+        .returning(BuildBatch.id)
+        .execution_options(synchronize_session=False)
+    )
+    batch_id: uuid.UUID | None = session.execute(stmt).scalar_one_or_none()
+    if batch_id is None:
+        return None
+    return session.get(BuildBatch, batch_id, populate_existing=True)
+
+
+def claim_due_schedules(
+    session: Session, now: datetime | None = None, limit: int = 100
+) -> list[Schedule]:
+    """Active, not deleted schedules whose ``next_fire_at`` has come, row-locked.
+
+    The caller fires each one (execution + batch + new ``next_fire_at``) in the same
+    transaction; other scheduler nodes skip the locked rows meanwhile.
+    """
+    stmt = (
+        select(Schedule)
+        .where(
+            Schedule.active.is_(True),
+            Schedule.deleted_at.is_(None),
+            Schedule.next_fire_at <= (now or utcnow()),
+        )
+        .order_by(Schedule.next_fire_at, Schedule.job_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def recover_stale_batches(
+    session: Session,
+    *,
+    stale_before: datetime,
+    max_attempts: int,
+    now: datetime | None = None,
+) -> list[BuildBatch]:
+    """Batches whose worker stopped heartbeating: requeue them, or fail them when spent.
+
+    A batch already claimed ``max_attempts`` times becomes ``failed``; the others go back
+    to ``pending`` so another worker picks them up. Returns the batches changed.
+    """
+    when = now or utcnow()
+    stale = (
+        select(BuildBatch)
+        .where(BuildBatch.status == INPROGRESS, BuildBatch.heartbeat_at < stale_before)
+        .with_for_update(skip_locked=True)
+    )
+    batches = list(session.scalars(stale))
+    for batch in batches:
+        if batch.cancel_requested or batch.attempts >= max_attempts:
+            batch.status = (
+                BatchStatus.CANCELLED.value if batch.cancel_requested else BatchStatus.FAILED.value
+            )
+            batch.end_time = when
+            batch.message = f"worker {batch.worker_id} stopped responding"
+        else:
+            batch.status = PENDING
+        batch.worker_id = None
+        batch.heartbeat_at = None
+    session.flush()
+    return batches
