@@ -23,7 +23,7 @@ from aggsched.warehouse.errors import (
     WarehouseConnectionError,
     WarehouseError,
 )
-from aggsched.warehouse.url import duckdb_path, redact_url, resolve_url, url_scheme
+from aggsched.warehouse.url import duckdb_path, duckdb_url, redact_url, resolve_url, url_scheme
 
 
 def _open_duckdb(url: str, shown: str) -> Warehouse:
@@ -63,6 +63,7 @@ __all__ = [
     "WarehouseConnectionError",
     "WarehouseError",
     "dialect_for_url",
+    "duckdb_url",
     "open_warehouse",
     "redact_url",
     "resolve_url",

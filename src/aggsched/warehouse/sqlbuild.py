@@ -58,16 +58,27 @@ def copy_from(
     schema: str, name: str, columns: Sequence[str], source: exp.Expression
 ) -> exp.Copy:
     """COPY "s"."t" (cols) FROM <source> WITH (FORMAT csv, HEADER false)."""
-    params = [
-        exp.CopyParameter(this=exp.Var(this="FORMAT"), expression=exp.Var(this="csv")),
-        exp.CopyParameter(this=exp.Var(this="HEADER"), expression=exp.false()),
-    ]
     return exp.Copy(
         this=exp.Schema(this=table(schema, name), expressions=[ident(c) for c in columns]),
         kind=True,
         files=[source],
-        params=params,
+        params=csv_params(),
     )
+
+
+def copy_to_csv(query: exp.Select, path: str) -> exp.Copy:
+    """COPY (query) TO 'path' WITH (FORMAT csv, HEADER false)."""
+    return exp.Copy(
+        this=query.subquery(), kind=False, files=[exp.Literal.string(path)], params=csv_params()
+    )
+
+
+def csv_params() -> list[exp.CopyParameter]:
+    """Header-less CSV: the format both DuckDB and PostgreSQL COPY read and write."""
+    return [
+        exp.CopyParameter(this=exp.Var(this="FORMAT"), expression=exp.Var(this="csv")),
+        exp.CopyParameter(this=exp.Var(this="HEADER"), expression=exp.false()),
+    ]
 
 
 def list_tables(schema: str, *, case_insensitive: bool) -> exp.Select:

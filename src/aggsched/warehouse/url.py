@@ -7,8 +7,10 @@ and must never be logged; log ``redact_url(url)`` instead.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
+from os import PathLike
 from urllib.parse import urlsplit, urlunsplit
 
 from aggsched.warehouse.errors import WarehouseConfigError
@@ -78,3 +80,8 @@ def duckdb_path(url: str) -> str:
     if path in ("", "/"):
         raise WarehouseConfigError(f"DuckDB URL has no database path: {url}")
     return path
+
+
+def duckdb_url(path: str | PathLike[str]) -> str:
+    """``duckdb:///abs/path`` for a database file (made absolute)."""
+    return "duckdb://" + os.path.abspath(path)
