@@ -292,6 +292,8 @@ def upsert_definition(
     incremental: bool = False,
 ) -> AggregateDefinition:
     """Create or refresh a definition of ``cube`` (a republish revives removed ones)."""
+    type_value = _enum(DefinitionType, str(type), "definition type")
+    subtype_value = _enum(DefinitionSubtype, str(subtype), "definition subtype")
     definition = session.scalar(
         select(AggregateDefinition).where(
             AggregateDefinition.cube_id == cube.id,
@@ -305,8 +307,8 @@ def upsert_definition(
         )  # fmt: skip
         session.add(definition)
     definition.name = name
-    definition.type = _enum(DefinitionType, str(type), "definition type")
-    definition.subtype = _enum(DefinitionSubtype, str(subtype), "definition subtype")
+    definition.type = type_value
+    definition.subtype = subtype_value
     definition.fingerprint = fingerprint
     definition.spec = spec
     definition.fact_dataset = fact_dataset
