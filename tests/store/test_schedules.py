@@ -1,0 +1,159 @@
+"""Schedules and executions: CRUD, soft delete keeps history, double fire, due claims."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from aggsched.store import ConflictError, NotFoundError, Store
+from aggsched.store import schedules as sch
+from aggsched.store.batches import create_batch
+
+T0 = datetime(2024, 6, 1, 8, tzinfo=UTC)
+
+
+def _schedule(session, cube, next_fire_at=T0, **kw):
+    return sch.create_schedule(
+        session, org_id=cube.org_id, project_id=cube.project_id, cube_id=cube.cube_id,
+        time_expression=kw.pop("expr", "0 0 2 * * ?"), next_fire_at=next_fire_at,
+        created_by_user="admin", **kw,
+    )  # fmt: skip
+
+
+def test_schedule_round_trip_and_listing(store: Store, cube, cube_factory) -> None:
+    other = cube_factory("orders")
+    with store.session() as session:
+        job = _schedule(session, cube, full_build=False, time_zone="Europe/Berlin")
+        _schedule(session, other)
+    with store.session() as session:
+        got = sch.get_schedule(session, "default", job.job_id, cube_id=cube.cube_id)
+        assert (got.time_expression, got.full_build, got.time_zone) == (
+            "0 0 2 * * ?",
+            False,
+            "Europe/Berlin",
+        )
+        assert got.path == "aggregate/create" and got.active and got.next_fire_at == T0
+        assert [s.job_id for s in sch.list_schedules(session, "default", cube.cube_id)] == [
+            job.job_id
+        ]
+        with pytest.raises(NotFoundError, match=str(job.job_id)):
+            sch.get_schedule(session, "default", job.job_id, cube_id=other.cube_id)
+        with pytest.raises(NotFoundError):
+            sch.get_schedule(session, "elsewhere", job.job_id)
+        paused = sch.set_schedule_active(session, "default", job.job_id, False)
+        assert not paused.active and paused.next_fire_at is None
+
+
+def test_soft_deleted_schedule_keeps_its_history(store: Store, cube) -> None:
+    with store.session() as session:
+        job = _schedule(session, cube)
+        for i in range(3):
+            sch.record_execution(
+                session, job, scheduled_fire_time=T0 + timedelta(days=i),
+                executed_at=T0 + timedelta(days=i, seconds=1),
+            )  # fmt: skip
+        sch.delete_schedule(session, "default", job.job_id, cube_id=cube.cube_id)
+    with store.session() as session:
+        assert sch.list_schedules(session, "default", cube.cube_id) == []
+        with pytest.raises(NotFoundError):
+            sch.get_schedule(session, "default", job.job_id)
+        gone = sch.get_schedule(session, "default", job.job_id, include_deleted=True)
+        assert gone.deleted_at is not None and not gone.active
+        rows, total = sch.execution_history(session, job.job_id, limit=2)
+        assert total == 3
+        assert [r.scheduled_fire_time for r in rows] == [
+            T0 + timedelta(days=2),
+            T0 + timedelta(days=1),
+        ]
+        rows, _ = sch.execution_history(session, job.job_id, limit=2, offset=2)
+        assert [r.scheduled_fire_time for r in rows] == [T0]
+        assert sch.latest_execution(session, job.job_id).scheduled_fire_time == T0 + timedelta(
+            days=2
+        )
+        with pytest.raises(NotFoundError):
+            sch.delete_schedule(session, "default", job.job_id)
+
+
+def test_double_fire_is_rejected(store: Store, cube) -> None:
+    with store.session() as session:
+        job = _schedule(session, cube)
+        sch.record_execution(session, job, scheduled_fire_time=T0)
+    with pytest.raises(ConflictError, match="already fired"), store.session() as session:
+        sch.record_execution(session, job, scheduled_fire_time=T0)
+    with store.session() as session:
+        assert sch.execution_history(session, job.job_id)[1] == 1
+
+
+def test_latest_executions_for_many_jobs(store: Store, cube) -> None:
+    with store.session() as session:
+        jobs = [_schedule(session, cube) for _ in range(3)]
+        batch = create_batch(
+            session, org_id="default", project_id=cube.project_id, cube_id=cube.cube_id,
+            batch_type="full-rebuild",
+        )  # fmt: skip
+        for i, job in enumerate(jobs[:2]):
+            for k in range(i + 1):
+                sch.record_execution(
+                    session, job, scheduled_fire_time=T0 + timedelta(hours=k),
+                    executed_at=T0 + timedelta(hours=k), batch_id=batch.id,
+                )  # fmt: skip
+    with store.session() as session:
+        latest = sch.latest_executions(session, [j.job_id for j in jobs])
+        assert set(latest) == {jobs[0].job_id, jobs[1].job_id}
+        assert latest[jobs[1].job_id].executed_at == T0 + timedelta(hours=1)
+        assert latest[jobs[0].job_id].batch_id == batch.id
+        assert sch.latest_executions(session, []) == {}
+
+
+def test_due_schedules_claim_only_active_due_ones(store: Store, cube) -> None:
+    with store.session() as session:
+        due = _schedule(session, cube, next_fire_at=T0)
+        _schedule(session, cube, next_fire_at=T0 + timedelta(hours=1))
+        _schedule(session, cube, next_fire_at=T0, active=False)
+        deleted = _schedule(session, cube, next_fire_at=T0)
+        sch.delete_schedule(session, "default", deleted.job_id)
+        _schedule(session, cube, next_fire_at=None)
+    with store.session() as session:
+        claimed = sch.claim_due_schedules(session, now=T0 + timedelta(seconds=1))
+        assert [s.job_id for s in claimed] == [due.job_id]
+        sch.advance_schedule(session, claimed[0], T0 + timedelta(days=1))
+    with store.session() as session:
+        assert sch.claim_due_schedules(session, now=T0 + timedelta(seconds=1)) == []
+
+
+@pytest.mark.postgres
+def test_due_schedule_rows_are_locked_against_a_second_node(pg_database: str, tmp_path) -> None:
+    store = Store.open(pg_database)
+    try:
+        with store.session() as session:
+            from aggsched.store.catalog import upsert_cube, upsert_project
+
+            project = upsert_project(session, "default", "p", name="p")
+            cube = upsert_cube(session, project, "c", "c")
+            job = sch.create_schedule(
+                session, org_id="default", project_id=project.id, cube_id=cube.id,
+                time_expression="0 * * * * ?", next_fire_at=T0,
+            )  # fmt: skip
+        holding = threading.Event()
+        release = threading.Event()
+        seen_by_second: list[list[uuid.UUID]] = []
+
+        def first_node() -> None:
+            with store.session() as session:
+                assert [s.job_id for s in sch.claim_due_schedules(session, now=T0)] == [job.job_id]
+                holding.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=first_node)
+        thread.start()
+        assert holding.wait(10)
+        with store.session() as session:
+            seen_by_second.append([s.job_id for s in sch.claim_due_schedules(session, now=T0)])
+        release.set()
+        thread.join(10)
+        assert seen_by_second == [[]]
+    finally:
+        store.dispose()
