@@ -26,17 +26,19 @@ def acquire_lease(
         update(Lease)
         .where(Lease.name == name, or_(Lease.holder == holder, Lease.expires_at <= when))
         .values(holder=holder, expires_at=expires)
+        .returning(Lease.name)
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
+    if taken.first() is not None:
         return True
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     created = session.execute(
         insert(Lease)
         .values(name=name, holder=holder, expires_at=expires)
         .on_conflict_do_nothing(index_elements=["name"])
+        .returning(Lease.name)
     )
-    return created.rowcount == 1  # type: ignore[attr-defined]
+    return created.first() is not None
 
 
 def release_lease(session: Session, name: str, holder: str) -> bool:
@@ -44,9 +46,10 @@ def release_lease(session: Session, name: str, holder: str) -> bool:
     result = session.execute(
         delete(Lease)
         .where(Lease.name == name, Lease.holder == holder)
+        .returning(Lease.name)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return result.first() is not None
 
 
 def lease_holder(session: Session, name: str, now: datetime | None = None) -> str | None:

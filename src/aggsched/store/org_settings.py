@@ -110,11 +110,10 @@ def set_setting(session: Session, org_id: str, key: str, value: SettingValue) ->
 
 def all_settings(session: Session, org_id: str) -> dict[str, SettingValue]:
     """Every known setting of the organization, stored values over defaults."""
-    stored = dict(
-        session.execute(
-            select(OrgSetting.key, OrgSetting.value).where(OrgSetting.org_id == org_id)
-        ).tuples()
+    rows = session.execute(
+        select(OrgSetting.key, OrgSetting.value).where(OrgSetting.org_id == org_id)
     )
+    stored = {key: value for key, value in rows}
     return {
         key: parse_setting(key, stored[key]) if key in stored else spec.default
         for key, spec in SETTINGS.items()
