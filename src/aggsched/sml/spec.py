@@ -1,0 +1,223 @@
+"""Resolved, self-contained aggregate definitions: what the planner builds tables from.
+
+An :class:`AggregateSpec` carries everything needed to write the aggregate query (fact
+dataset, base metrics with their column SQL, attributes with join paths, and the
+``Dataset``/``Connection`` objects involved), so nothing downstream re-reads YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from aggsched.sml.objects import CalculationMethod, Column, Connection, Dataset, DialectSql
+
+FACT_ALIAS = "fact"
+"""Alias of the fact dataset in every join path."""
+
+
+@dataclass(frozen=True)
+class JoinStep:
+    """One join: ``left_alias.left_columns = right_alias.right_columns``.
+
+    ``right_alias`` is derived from the whole relationship path that leads to this join,
+    so equal prefixes of two attributes' paths give equal aliases (merge them into one
+    FROM clause) and two role-played joins of the same dataset get different aliases.
+    ``kind`` is ``model`` (fact relationship), ``embedded`` or ``snowflake``.
+    """
+
+    left_alias: str
+    left_columns: tuple[str, ...]
+    right_dataset: str
+    right_alias: str
+    right_columns: tuple[str, ...]
+    relationship: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class ResolvedAttribute:
+    """A dimension attribute as reached from one fact dataset along one path.
+
+    ``name``/``dimension_name`` are the visible, role-played names ("Order Day - TPCH");
+    ``attribute``/``dimension`` the SML unique_names. ``alias`` is the alias of
+    ``dataset`` in the join (``FACT_ALIAS`` for an attribute on the fact dataset).
+    """
+
+    name: str
+    dimension: str
+    dimension_name: str
+    attribute: str
+    dataset: str
+    alias: str
+    key_columns: tuple[str, ...]
+    name_column: str | None
+    sort_column: str | None
+    join_path: tuple[JoinStep, ...] = ()
+    relationships_path: tuple[str, ...] = ()
+    is_secondary: bool = False
+    time_unit: str | None = None
+    partition: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Distinct dataset columns the attribute needs: keys, then name and sort."""
+        result = list(self.key_columns)
+        for col in (self.name_column, self.sort_column):
+            if col and col not in result:
+                result.append(col)
+        return tuple(result)
+
+    def describe_path(self) -> str:
+        """``[rel1, rel2]``: the relationships that lead to it, for messages."""
+        return "[" + ", ".join(self.relationships_path) + "]"
+
+
+@dataclass(frozen=True)
+class ResolvedMetric:
+    """A base metric with the column it aggregates (``column_sql`` if computed)."""
+
+    unique_name: str
+    label: str
+    calculation_method: CalculationMethod
+    dataset: str
+    column: str
+    data_type: str | None = None
+    column_sql: str | None = None
+    column_dialects: tuple[DialectSql, ...] = ()
+
+    @property
+    def derivable(self) -> bool:
+        """Whether coarser aggregates can be computed from this one (see the enum)."""
+        return self.calculation_method.derivable
+
+    def sql_for(self, dialect: str | None = None) -> str | None:
+        """The computed column's SQL for ``dialect``; None for a physical column."""
+        return Column(self.column, self.data_type, self.column_sql, self.column_dialects).sql_for(
+            dialect
+        )
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """One aggregate definition, resolved: one fact dataset, base metrics, attributes.
+
+    ``requested_metrics`` are the names as written (they may be calculations);
+    ``metrics`` the base metrics they resolve to. ``system`` marks system-defined specs.
+    """
+
+    unique_name: str
+    label: str
+    model: str
+    fact_dataset: str
+    metrics: tuple[ResolvedMetric, ...]
+    attributes: tuple[ResolvedAttribute, ...]
+    target_connection: str | None = None
+    requested_metrics: tuple[str, ...] = ()
+    system: bool = False
+    datasets: Mapping[str, Dataset] = field(default_factory=dict, compare=False)
+    connections: Mapping[str, Connection] = field(default_factory=dict, compare=False)
+
+    @property
+    def fact(self) -> Dataset:
+        """The fact dataset object."""
+        return self.datasets[self.fact_dataset]
+
+    @property
+    def partitions(self) -> tuple[ResolvedAttribute, ...]:
+        """Attributes marked ``partition:`` in SML, in order."""
+        return tuple(a for a in self.attributes if a.partition)
+
+    @property
+    def partition(self) -> ResolvedAttribute | None:
+        """The first partition attribute, if any."""
+        parts = self.partitions
+        return parts[0] if parts else None
+
+    def join_steps(self) -> tuple[JoinStep, ...]:
+        """All joins of all attributes, each distinct alias once, in dependency order."""
+        seen: dict[str, JoinStep] = {}
+        for attr in self.attributes:
+            for step in attr.join_path:
+                seen.setdefault(step.right_alias, step)
+        return tuple(seen.values())
+
+    def content(self) -> dict[str, Any]:
+        """The canonical description of the table's content (what ``fingerprint`` hashes).
+
+        Names and labels are left out: renaming a definition does not change its rows.
+        """
+        used: dict[str, set[str]] = {self.fact_dataset: set()}
+        for metric in self.metrics:
+            used[self.fact_dataset].add(metric.column)
+        for attr in self.attributes:
+            used.setdefault(attr.dataset, set()).update(attr.columns)
+            for step in attr.join_path:
+                used.setdefault(step.right_dataset, set()).update(step.right_columns)
+        return {
+            "fact_dataset": self.fact_dataset,
+            "target_connection": self.target_connection,
+            "datasets": {name: self._dataset_content(name, cols) for name, cols in used.items()},
+            "metrics": sorted(
+                [m.unique_name, m.calculation_method.value, m.column] for m in self.metrics
+            ),
+            "attributes": sorted(
+                (
+                    [
+                        a.name,
+                        a.dimension,
+                        a.attribute,
+                        a.alias,
+                        list(a.columns),
+                        a.partition,
+                        [to_jsonable(s) for s in a.join_path],
+                    ]
+                    for a in self.attributes
+                ),
+                key=lambda item: json.dumps(item, sort_keys=True),
+            ),
+        }
+
+    def _dataset_content(self, name: str, columns: set[str]) -> dict[str, Any]:
+        ds = self.datasets.get(name)
+        if ds is None:
+            return {"missing": True}
+        conn = self.connections.get(ds.connection_id)
+        return {
+            "connection": [conn.as_connection, conn.database, conn.schema]
+            if conn
+            else ds.connection_id,
+            "table": ds.table,
+            "sql": ds.sql,
+            "dialects": to_jsonable(ds.dialects),
+            "columns": [to_jsonable(ds.column(c)) for c in sorted(columns)],
+        }
+
+    def fingerprint(self) -> str:
+        """Stable SHA-256 (hex) of :meth:`content`: equal iff the table would be equal."""
+        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the whole spec (for storing or showing it)."""
+        return to_jsonable(self)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, timedeltas, mappings and tuples -> plain JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
