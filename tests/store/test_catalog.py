@@ -192,3 +192,44 @@ def test_instance_status_updates_and_listing(store: Store, cube) -> None:
         assert total == 2
         with pytest.raises(NotFoundError):
             cat.get_instance(session, "elsewhere", inst.id)
+
+
+@pytest.mark.postgres
+def test_racing_activations_leave_exactly_one_active(pg_database: str) -> None:
+    """Two transactions activate different new instances: one wins, one gets a conflict."""
+    import threading
+
+    store = Store.open(pg_database)
+    try:
+        with store.session() as session:
+            project = cat.upsert_project(session, "default", "p", name="p")
+            cube = cat.upsert_cube(session, project, "c", "c")
+            definition = cat.upsert_definition(
+                session, cube, unique_name="a", name="a", type="user_defined",
+                subtype="manual", fingerprint="f", spec={}, fact_dataset="f",
+                connection_id="w",
+            )  # fmt: skip
+            old, new1, new2 = (cat.create_instance(session, definition) for _ in range(3))
+            cat.activate_instance(session, old.id)
+        first_done = threading.Event()
+        release = threading.Event()
+
+        def first() -> None:
+            with store.session() as session:
+                cat.activate_instance(session, new1.id)
+                first_done.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert first_done.wait(10)
+        threading.Timer(0.3, release.set).start()  # commit while the second one waits
+        with pytest.raises(ConflictError, match="active instance"), store.session() as session:
+            cat.activate_instance(session, new2.id)
+        thread.join(10)
+        with store.session() as session:
+            active, total = cat.list_instances(session, "default", statuses=["active"])
+            assert total == 1 and active[0].id == new1.id
+            assert cat.get_instance(session, "default", old.id).status == "deleted"
+    finally:
+        store.dispose()

@@ -91,3 +91,17 @@ def test_session_rolls_back_on_error(store: Store, cube) -> None:
         raise RuntimeError("boom")
     with store.session() as session:
         assert session.execute(text("SELECT count(*) FROM build_batches")).scalar() == 0
+
+
+def test_store_from_settings_creates_the_sqlite_home(tmp_path) -> None:
+    from aggsched.config import Settings
+
+    settings = Settings(home=tmp_path / "home", database_url=None)
+    store = Store.from_settings(settings)
+    try:
+        assert store.dialect == "sqlite"
+        assert (tmp_path / "home" / "aggsched.db").exists()
+        with store.session() as session:
+            assert get_org(session, "default").id == "default"
+    finally:
+        store.dispose()

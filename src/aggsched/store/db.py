@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from aggsched.config import Settings
 from aggsched.store.errors import InvalidValueError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -105,6 +106,13 @@ class Store:
         if migrate:
             upgrade(url)
         return cls(make_engine(url))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """Open the DB the settings name (creating the home dir for the SQLite default)."""
+        if not settings.database_url:
+            settings.ensure_home()
+        return cls.open(settings.resolved_database_url)
 
     @property
     def dialect(self) -> str:

@@ -332,7 +332,7 @@ class BuildBatch(Base):
         _one_of("batch_type", BatchType, "batch_type"),
         _one_of("status", BatchStatus, "status"),
         Index("ix_build_batches_history", "org_id", "create_date", "id"),
-        Index("ix_build_batches_cube_history", "org_id", "cube_id", "create_date"),
+        Index("ix_build_batches_cube_history", "org_id", "cube_id", "create_date", "id"),
         Index("ix_build_batches_claim", "status", "create_date"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

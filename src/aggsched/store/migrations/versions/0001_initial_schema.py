@@ -176,7 +176,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_build_batches'))
     )
     op.create_index('ix_build_batches_claim', 'build_batches', ['status', 'create_date'], unique=False)
-    op.create_index('ix_build_batches_cube_history', 'build_batches', ['org_id', 'cube_id', 'create_date'], unique=False)
+    op.create_index('ix_build_batches_cube_history', 'build_batches', ['org_id', 'cube_id', 'create_date', 'id'], unique=False)
     op.create_index('ix_build_batches_history', 'build_batches', ['org_id', 'create_date', 'id'], unique=False)
     op.create_table('aggregate_instances',
     sa.Column('id', sa.Uuid(), nullable=False),
