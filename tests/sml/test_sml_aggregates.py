@@ -1,0 +1,176 @@
+"""User-defined aggregates on a copy of the TPC-H model resolve to the right specs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aggsched.sml import FACT_ALIAS, AggregateSpec, LoadResult, load_path
+from sml.helpers import add_aggregates, attr, copy_repo, replace_in
+
+MODEL = "Retail TPCH"
+DATE = "Date Dimension"
+
+
+def load_with(sml_tpch: Path, tmp_path: Path, *aggs: dict[str, Any]) -> LoadResult:
+    repo = copy_repo(sml_tpch, tmp_path / "repo")
+    add_aggregates(repo, list(aggs))
+    return load_path(repo, env={})
+
+
+def only_spec(result: LoadResult) -> AggregateSpec:
+    assert result.errors == [], [str(e) for e in result.errors]
+    (spec,) = result.models[MODEL].aggregates
+    return spec
+
+
+def test_role_played_dates_with_relationships_path(sml_tpch: Path, tmp_path: Path) -> None:
+    spec = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path,
+            {
+                "unique_name": "ship_vs_order",
+                "label": "Ship vs order",
+                "metrics": ["m_l_quantity_sum", "m_Revenue_sum"],
+                "attributes": [
+                    attr("Month", DATE, "lineitem_Date_Dimension_ItemShip"),
+                    attr("Year", DATE, "lineitem_Orders__-_TPCH"),  # prefix of the path
+                    attr("Item Receipt Day - TPCH", DATE),  # visible role-played name
+                ],
+            },
+        )
+    )
+    assert spec.fact_dataset == "lineitem"
+    assert [a.name for a in spec.attributes] == [
+        "Item Ship Month",
+        "Order Year",
+        "Item Receipt Day - TPCH",
+    ]
+    ship, order, receipt = spec.attributes
+    assert ship.key_columns == ("MONTH",) and ship.name_column == "MONTH_DATE"
+    assert ship.sort_column == "MONTH"
+    assert [s.relationship for s in order.join_path] == [
+        "lineitem_Orders__-_TPCH",
+        "Orders-TPCH_DateDimension_Order",
+    ]
+    assert len({ship.alias, order.alias, receipt.alias}) == 3
+    steps = spec.join_steps()
+    assert [s.right_dataset for s in steps] == ["DateCustom", "orders", "DateCustom", "DateCustom"]
+    assert set(spec.datasets) == {"lineitem", "orders", "DateCustom"}
+    assert set(spec.connections) == {"Connection - TPCH", "Connection - DateCustom"}
+
+
+def test_computed_column_metric(sml_tpch: Path, tmp_path: Path) -> None:
+    spec = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path,
+            {
+                "unique_name": "revenue_by_mode",
+                "label": "x",
+                "metrics": ["m_Revenue_sum"],
+                "attributes": [attr("L_Ship_Mode Level", "Shipping Mode", partition="key")],
+            },
+        )
+    )
+    (metric,) = spec.metrics
+    assert (metric.calculation_method.value, metric.dataset, metric.column) == (
+        "sum",
+        "lineitem",
+        "Item Revenue",
+    )
+    assert metric.column_sql == "L_EXTENDEDPRICE * (1 - L_DISCOUNT)"
+    assert metric.sql_for("Snowflake") == metric.column_sql
+    (mode,) = spec.attributes
+    assert mode.join_path == () and mode.alias == FACT_ALIAS
+    assert spec.partition is mode and mode.partition == "key"
+
+
+def test_customer_nation_region_attributes(sml_tpch: Path, tmp_path: Path) -> None:
+    spec = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path,
+            {
+                "unique_name": "orders_geo",
+                "label": "x",
+                "metrics": ["m_order_revenue", "m_o_orderkey_count"],
+                "attributes": [
+                    attr("Region", "Location - TPCH", "orders_Customer_-_TPCH"),
+                    attr("Customer Country", "Customer Location - TPCH"),
+                    attr("d_o_orderpriority", "Orders  - TPCH"),
+                ],
+            },
+        )
+    )
+    region, country, priority = spec.attributes
+    assert region.name == "Customer Region" and region.dataset == "region"
+    assert [s.right_dataset for s in region.join_path] == ["customer", "nation", "region"]
+    assert country.join_path == region.join_path[:2]  # shared prefix, same aliases
+    assert country.alias == region.join_path[1].right_alias
+    assert priority.join_path == () and priority.key_columns == ("O_ORDERPRIORITY",)
+    assert {m.unique_name for m in spec.metrics} == {"m_order_revenue", "m_o_orderkey_count"}
+
+
+def test_calculation_resolves_to_base_metrics(sml_tpch: Path, tmp_path: Path) -> None:
+    spec = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path,
+            {
+                "unique_name": "yoy",
+                "label": "x",
+                "metrics": ["YoY Order Revenue Change", "m_order_revenue"],
+                "attributes": [attr("Order Year", DATE)],
+            },
+        )
+    )
+    assert spec.requested_metrics == ("YoY Order Revenue Change", "m_order_revenue")
+    assert [m.unique_name for m in spec.metrics] == ["m_order_revenue"]  # deduplicated
+    assert spec.fact_dataset == "orders"
+    (year,) = spec.attributes
+    assert [s.relationship for s in year.join_path] == ["Orders-TPCH_DateDimension_Order"]
+
+
+def test_fingerprint_is_stable_and_tracks_content(sml_tpch: Path, tmp_path: Path) -> None:
+    base = {
+        "unique_name": "a",
+        "label": "A",
+        "metrics": ["m_l_tax_sum"],
+        "attributes": [attr("Year", DATE, "lineitem_Date_Dimension_ItemShip")],
+    }
+    first = only_spec(load_with(sml_tpch, tmp_path / "1", base))
+    again = only_spec(load_with(sml_tpch, tmp_path / "2", base))
+    relabelled = only_spec(load_with(sml_tpch, tmp_path / "3", {**base, "label": "Other"}))
+    other_role = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path / "4",
+            {**base, "attributes": [attr("Year", DATE, "lineitem_Date_Dimension_ItemCommit")]},
+        )
+    )
+    assert first.fingerprint() == again.fingerprint() == relabelled.fingerprint()
+    assert len(first.fingerprint()) == 64
+    assert other_role.fingerprint() != first.fingerprint()
+    repo = copy_repo(sml_tpch, tmp_path / "5" / "repo")
+    replace_in(repo, "datasets/lineitem.yml", "table: LINEITEM", "table: LINEITEM_V2")
+    add_aggregates(repo, [base])
+    moved = only_spec(load_path(repo, env={}))
+    assert moved.fingerprint() != first.fingerprint()
+    as_dict = first.to_dict()
+    assert as_dict["fact_dataset"] == "lineitem"
+    assert as_dict["metrics"][0]["calculation_method"] == "sum"
+
+
+def test_metrics_on_two_datasets_is_an_error(sml_tpch: Path, tmp_path: Path) -> None:
+    result = load_with(
+        sml_tpch,
+        tmp_path,
+        {"unique_name": "mixed", "label": "x", "metrics": ["m_l_tax_sum", "m_order_revenue"]},
+    )
+    (error,) = result.errors
+    assert error.yaml_path == "aggregates[0].metrics"
+    assert "lineitem (m_l_tax_sum)" in error.message and "orders (m_order_revenue)" in error.message
+    assert result.repository is None
+    assert result.models[MODEL].aggregates == ()
