@@ -42,7 +42,10 @@ def test_malformed_variable_reference_is_an_error() -> None:
     ("url", "expected"),
     [
         ("postgresql://etl:p%40ss@db:5432/dw", "postgresql://etl:***@db:5432/dw"),
-        ("postgresql://etl:secret@db/dw?sslmode=require", "postgresql://etl:***@db/dw?sslmode=require"),
+        (
+            "postgresql://etl:secret@db/dw?sslmode=require",
+            "postgresql://etl:***@db/dw?sslmode=require",
+        ),
         ("postgresql://etl@db:5432/dw", "postgresql://etl@db:5432/dw"),
         ("duckdb:///data/w.duckdb", "duckdb:///data/w.duckdb"),
         ("postgresql://u:pw@[::1]:5432/dw", "postgresql://u:***@[::1]:5432/dw"),
@@ -94,9 +97,7 @@ def test_postgres_password_from_env_is_redacted(pg_database: str) -> None:
 def test_identifiers_are_quoted_and_escaped(dialect: str) -> None:
     assert sqlbuild.drop_table('we"ird', "T").sql(dialect) == 'DROP TABLE IF EXISTS "we""ird"."T"'
     assert sqlbuild.create_schema("PUBLIC").sql(dialect) == 'CREATE SCHEMA IF NOT EXISTS "PUBLIC"'
-    assert (
-        sqlbuild.rename_table("S", "a", "b").sql(dialect) == 'ALTER TABLE "S"."a" RENAME TO "b"'
-    )
+    assert sqlbuild.rename_table("S", "a", "b").sql(dialect) == 'ALTER TABLE "S"."a" RENAME TO "b"'
     listing = sqlbuild.list_tables("it's", case_insensitive=False).sql(dialect)
     assert "table_schema = 'it''s'" in listing
     with pytest.raises(ValueError, match="empty"):

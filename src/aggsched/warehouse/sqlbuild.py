@@ -54,9 +54,7 @@ def create_table(schema: str, name: str, columns: Sequence[tuple[str, str]]) -> 
     return exp.Create(kind="TABLE", this=exp.Schema(this=table(schema, name), expressions=defs))
 
 
-def copy_from(
-    schema: str, name: str, columns: Sequence[str], source: exp.Expression
-) -> exp.Copy:
+def copy_from(schema: str, name: str, columns: Sequence[str], source: exp.Expression) -> exp.Copy:
     """COPY "s"."t" (cols) FROM <source> WITH (FORMAT csv, HEADER false)."""
     return exp.Copy(
         this=exp.Schema(this=table(schema, name), expressions=[ident(c) for c in columns]),

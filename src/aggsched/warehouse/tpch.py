@@ -113,16 +113,12 @@ def parquet_columns(path: Path) -> list[tuple[str, str]]:
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> exp.Select:
     """SELECT "c" AS "C", ... FROM read_parquet('path'): the uppercase SML spelling."""
-    projections = [
-        exp.alias_(exp.column(c, quoted=True), c.upper(), quoted=True) for c in columns
-    ]
+    projections = [exp.alias_(exp.column(c, quoted=True), c.upper(), quoted=True) for c in columns]
     source = exp.func("read_parquet", exp.Literal.string(str(Path(path).resolve())))
     return exp.select(*projections).from_(source)
 
 
-def load_tpch(
-    warehouse: Warehouse, parquet_dir: Path, schema: str = TPCH_SCHEMA
-) -> dict[str, int]:
+def load_tpch(warehouse: Warehouse, parquet_dir: Path, schema: str = TPCH_SCHEMA) -> dict[str, int]:
     """(Re)create the 8 TPC-H tables in ``schema`` from ``parquet_dir``; row counts.
 
     Each table is replaced inside a transaction, so a failed load leaves the old table.
