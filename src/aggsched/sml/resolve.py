@@ -229,6 +229,7 @@ class _ModelResolver:
         except CalculationError as exc:
             self.error(path, line, f'calculation "{name}": {exc}')
             return []
+        unknown = list(dict.fromkeys(unknown))
         if not bases:
             detail = f" (unknown: {', '.join(unknown)})" if unknown else ""
             self.error(path, line, f'calculation "{name}" references no base metric{detail}')

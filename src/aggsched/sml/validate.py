@@ -49,11 +49,13 @@ class ReferenceChecker:
             self._error(file, path, f'unknown {kind} "{name}"')
         return False
 
+    def _column(self, ds: Dataset, col: str, file: str, path: str) -> None:
+        if ds.column(col) is None:
+            self._error(file, path, f'unknown column "{col}" in dataset "{ds.unique_name}"')
+
     def _columns(self, ds: Dataset, cols: Collection[str], file: str, path: str) -> None:
         for index, col in enumerate(cols):
-            if ds.column(col) is None:
-                where = child_path(path, index) if not isinstance(cols, str) else path
-                self._error(file, where, f'unknown column "{col}" in dataset "{ds.unique_name}"')
+            self._column(ds, col, file, child_path(path, index))
 
     # -- object types --------------------------------------------------------------------
     def check(self) -> None:
@@ -62,9 +64,8 @@ class ReferenceChecker:
             self._check_dataset(ds)
         for metric in self.repo.metrics.values():
             if self._ref(self.repo.datasets, "dataset", metric.dataset, metric.file, "dataset"):
-                self._columns(
-                    self.repo.datasets[metric.dataset], [metric.column], metric.file, "column"
-                )
+                ds = self.repo.datasets[metric.dataset]
+                self._column(ds, metric.column, metric.file, "column")
         for dim in self.repo.dimensions.values():
             self._check_dimension(dim)
         for model in self.repo.models.values():
@@ -90,7 +91,7 @@ class ReferenceChecker:
         for key in ("name_column", "sort_column"):
             col = getattr(attr, key)
             if col is not None:
-                self._columns(ds, [col], dim.file, child_path(path, key))
+                self._column(ds, col, dim.file, child_path(path, key))
 
     def _check_dimension(self, dim: Dimension) -> None:
         seen: set[str] = set()
