@@ -44,8 +44,9 @@ def _zone(key: str) -> Zone:
     try:
         return Zone(key)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CronTimeZoneError(f"unknown time zone {key!r} (expected an IANA name such as "
-                                f"'UTC' or 'Europe/Paris')") from exc
+        raise CronTimeZoneError(
+            f"unknown time zone {key!r} (expected an IANA name such as 'UTC' or 'Europe/Paris')"
+        ) from exc
 
 
 class CronExpression:

@@ -21,9 +21,12 @@ ALL_SPEC = 99  # Quartz's marker for '*' (kept in the sets, like Quartz does)
 NO_SPEC = 98  # Quartz's marker for '?'
 FIELD_NAMES = ("seconds", "minutes", "hours", "day-of-month", "month", "day-of-week", "year")
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+    )
+}
 _DAYS = {d: i + 1 for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
 _L_SPECIAL = re.compile(r"L-[0-9]*W?")
 _JAVA_INT = re.compile(r"[+-]?[0-9]+")
@@ -92,8 +95,7 @@ def _char_at(s: str, i: int) -> str:
 def _substring(s: str, begin: int, end: int) -> str:
     if begin < 0 or end > len(s) or begin > end:
         raise _JavaError(
-            f"java.lang.StringIndexOutOfBoundsException: begin {begin}, end {end}, "
-            f"length {len(s)}"
+            f"java.lang.StringIndexOutOfBoundsException: begin {begin}, end {end}, length {len(s)}"
         )
     return s[begin:end]
 
@@ -200,9 +202,7 @@ class _QuartzParser:
             if not dom:
                 raise _JavaError("java.util.NoSuchElementException")
             if max(dom) == NO_SPEC:
-                raise _ParseError(
-                    "'?' can only be specified for Day-of-Month -OR- Day-of-Week.", i
-                )
+                raise _ParseError("'?' can only be specified for Day-of-Month -OR- Day-of-Week.", i)
         self.add(NO_SPEC, -1, 0, kind)
 
     def _store_all(self, s: str, kind: int) -> None:
@@ -387,8 +387,14 @@ def _check_bounds(val: int, end: int, kind: int) -> None:
         raise _ParseError(_BOUNDS_MESSAGES[kind], -1)
 
 
-_INCREMENT_LIMITS = {SECOND: (59, 60), MINUTE: (59, 60), HOUR: (23, 24),
-                     DAY_OF_MONTH: (31, 31), DAY_OF_WEEK: (7, 7), MONTH: (12, 12)}
+_INCREMENT_LIMITS = {
+    SECOND: (59, 60),
+    MINUTE: (59, 60),
+    HOUR: (23, 24),
+    DAY_OF_MONTH: (31, 31),
+    DAY_OF_WEEK: (7, 7),
+    MONTH: (12, 12),
+}
 
 
 def _check_increment(incr: int, kind: int, offset: int) -> None:
