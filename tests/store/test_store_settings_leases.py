@@ -17,7 +17,7 @@ TTL = timedelta(seconds=30)
 def test_settings_have_typed_defaults_and_validate(store: Store) -> None:
     with store.session() as session:
         assert st.get_bool_setting(session, "default", "aggregates.new.build.scheduled") is False
-        assert st.get_int_setting(session, "default", "aggregates.batch.max.failures") == 10
+        assert st.get_int_setting(session, "default", "aggregates.batch.max.failures") == 0
         st.set_setting(session, "default", "aggregates.new.build.scheduled", True)
         st.set_setting(session, "default", "aggregates.batch.max.failures", "3")
         with pytest.raises(InvalidValueError, match="integer"):
@@ -33,7 +33,7 @@ def test_settings_have_typed_defaults_and_validate(store: Store) -> None:
         assert st.get_setting(session, "default", "aggregates.batch.max.failures") == 3
         everything = st.all_settings(session, "default")
         assert set(everything) == set(st.SETTINGS)
-        assert everything["aggregates.batch.retry.maxAttemptsPerAggregate"] == 2
+        assert everything["aggregates.batch.retry.maxAttemptsPerAggregate"] == 3
 
 
 def test_lease_acquire_renew_expire_release(store: Store) -> None:

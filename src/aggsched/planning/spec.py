@@ -113,6 +113,17 @@ class DefinitionSpec:
     attributes: tuple[Attribute, ...] = ()
     metrics: tuple[Metric, ...] = ()
     incremental: Incremental | None = None
+    target_connection: str | None = None
+
+    @property
+    def connection(self) -> str:
+        """The SML connection whose warehouse and aggregate schema receive the table."""
+        return self.target_connection or self.fact.connection
+
+    @property
+    def connections(self) -> set[str]:
+        """Every SML connection the build reads from or writes to."""
+        return {self.connection, self.fact.connection} | {j.relation.connection for j in self.joins}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +170,7 @@ class DefinitionSpec:
             ),
             metrics=tuple(Metric(**m) for m in data.get("metrics", ())),
             incremental=Incremental(**inc) if inc else None,
+            target_connection=data.get("target_connection"),
         )
 
     @classmethod

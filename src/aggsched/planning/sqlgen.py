@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import sqlglot
@@ -32,7 +32,11 @@ class SqlGenerationError(ValueError):
 
 @dataclass(frozen=True)
 class Location:
-    """Where an SML connection's tables live in the warehouse (None: leave unqualified)."""
+    """Overrides for where an SML connection's tables live (None: keep the model's).
+
+    The model's `database` is never used unless overridden: a PostgreSQL connection is one
+    database and a DuckDB file has one catalog, so only the schema qualifies a table.
+    """
 
     database: str | None = None
     schema: str | None = None
@@ -43,10 +47,11 @@ class Target:
     """The warehouse a build runs on: its dialect and where each SML connection's tables are."""
 
     dialect: str
-    locations: Mapping[str, Location]
+    locations: Mapping[str, Location] = field(default_factory=dict)
 
     def location(self, relation: Relation) -> Location:
-        return self.locations.get(relation.connection, Location(None, relation.schema))
+        override = self.locations.get(relation.connection, Location())
+        return Location(override.database, override.schema or relation.schema)
 
 
 def ident(name: str) -> exp.Identifier:

@@ -529,3 +529,50 @@ def mark_table_dropped(
         raise NotFoundError(f"aggregate instance {instance_id} not found")
     instance.table_dropped_at = now or utcnow()
     session.flush()
+
+
+def cube_definitions(
+    session: Session, cube_id: uuid.UUID, *, include_removed: bool = True
+) -> list[AggregateDefinition]:
+    """Every definition of a cube (removed ones too, by default), by unique_name."""
+    stmt = select(AggregateDefinition).where(AggregateDefinition.cube_id == cube_id)
+    if not include_removed:
+        stmt = stmt.where(AggregateDefinition.removed_at.is_(None))
+    return list(session.scalars(stmt.order_by(AggregateDefinition.unique_name)))
+
+
+def definition_instances(
+    session: Session,
+    definition_id: uuid.UUID,
+    statuses: Iterable[InstanceStatus | str] | None = None,
+) -> list[AggregateInstance]:
+    """Instances of one definition, newest first, optionally only some statuses."""
+    stmt = select(AggregateInstance).where(AggregateInstance.definition_id == definition_id)
+    if statuses is not None:
+        values = [_enum(InstanceStatus, str(s), "instance status") for s in statuses]
+        stmt = stmt.where(AggregateInstance.status.in_(values))
+    order = [AggregateInstance.created_at.desc(), AggregateInstance.id.desc()]
+    return list(session.scalars(stmt.order_by(*order)))
+
+
+def cube_has_pending_instances(session: Session, cube_id: uuid.UUID) -> bool:
+    """True when a live, unblocked definition of the cube waits for its first build."""
+    stmt = (
+        select(AggregateInstance.id)
+        .join(AggregateDefinition, AggregateDefinition.id == AggregateInstance.definition_id)
+        .where(
+            AggregateInstance.cube_id == cube_id,
+            AggregateInstance.status == InstanceStatus.PENDING.value,
+            AggregateDefinition.removed_at.is_(None),
+            AggregateDefinition.blocked.is_(False),
+        )
+        .limit(1)
+    )
+    return session.scalar(stmt) is not None
+
+
+def batch_instances(session: Session, batch_id: uuid.UUID) -> list[AggregateInstance]:
+    """The instances a batch built or tried to build, in build order."""
+    stmt = select(AggregateInstance).where(AggregateInstance.batch_id == batch_id)
+    order = [AggregateInstance.materialization_start_time, AggregateInstance.created_at]
+    return list(session.scalars(stmt.order_by(*order)))

@@ -32,16 +32,24 @@ SETTINGS: dict[str, SettingSpec] = {
         "being built right after publish"
     ),
     "aggregates.batch.max.failures": SettingSpec(
-        int, 10, "a batch stops (failed) after this many failed aggregates; 0 = never"
+        int, 0, "a batch stops (failed) after this many failed aggregates; 0 = no limit"
     ),
     "aggregates.batch.retry.maxAttemptsPerAggregate": SettingSpec(
-        int, 2, "attempts per aggregate within one batch before it counts as failed"
+        int, 3, "attempts per aggregate within one batch (transient errors only) before it "
+        "counts as failed"
     ),
     "aggregates.batch.maxAttempts": SettingSpec(
-        int, 3, "claims of one batch (worker crashes) before recovery fails it"
+        int, 2, "claims of one batch (worker crashes) before recovery fails it"
     ),
     "aggregates.instance.drop.graceSeconds": SettingSpec(
         int, 600, "seconds a replaced aggregate table stays before it is dropped"
+    ),
+    "aggregates.build.timeoutSeconds": SettingSpec(
+        int, 0, "seconds one aggregate's build may run before it is cancelled; 0 = no limit"
+    ),
+    "aggregates.instance.maxShrinkPercent": SettingSpec(
+        int, 0, "a rebuilt aggregate with this many percent fewer rows than the active one "
+        "does not replace it (0 = off; an empty table never replaces a non-empty one)"
     ),
 }  # fmt: skip
 

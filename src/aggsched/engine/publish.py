@@ -1,0 +1,200 @@
+"""Publishing an SML repository: validate it, then store project, cubes and definitions.
+
+All or nothing: an invalid repository stores nothing and reports every error. A
+republish (same catalog unique_name) updates in place: unchanged definitions keep their
+active instance, new or changed ones get a `pending` instance, removed ones become
+`invalid` (their tables are dropped by the next batch), and each cube with pending
+instances gets a `materialize-pending-instances` batch unless the organization's
+`aggregates.new.build.scheduled` setting says they wait for the next scheduled build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from aggsched.engine.queueing import queue_batch
+from aggsched.planning.aggregates import definition_spec
+from aggsched.planning.spec import DefinitionSpec
+from aggsched.sml import AggregateSpec, SmlError, load_repository, read_source, system_aggregates
+from aggsched.store import Store, catalog, org_settings, utcnow
+from aggsched.store.models import (
+    AggregateDefinition,
+    BatchType,
+    Cube,
+    DefinitionSubtype,
+    DefinitionType,
+    InstanceStatus,
+)
+
+LIVE_STATUSES = (InstanceStatus.PENDING, InstanceStatus.ACTIVE)
+
+
+class PublishError(Exception):
+    """The repository is invalid; `errors` lists every problem (nothing was stored)."""
+
+    def __init__(self, errors: Sequence[SmlError]) -> None:
+        self.errors = list(errors)
+        super().__init__(f"{len(self.errors)} error(s) in the SML repository")
+
+
+class Change(StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True)
+class DefinitionChange:
+    cube: str
+    definition: str
+    change: Change
+
+
+@dataclass
+class PublishResult:
+    project_id: uuid.UUID
+    project: str
+    cubes: dict[str, uuid.UUID] = field(default_factory=dict)
+    changes: list[DefinitionChange] = field(default_factory=list)
+    queued_batches: list[uuid.UUID] = field(default_factory=list)
+    warnings: list[SmlError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A definition to store: its resolved SML form and its stored spec."""
+
+    sml: AggregateSpec
+    spec: DefinitionSpec
+
+    @property
+    def system(self) -> bool:
+        return self.sml.system
+
+
+def _digest(files: Mapping[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name] + b"\0")
+    return h.hexdigest()
+
+
+def publish_path(store: Store, path: Path, **kwargs: object) -> PublishResult:
+    """Publish a folder, .zip or .tar.gz (see `publish`)."""
+    return publish(store, read_source(path), **kwargs)  # type: ignore[arg-type]
+
+
+def publish(
+    store: Store,
+    files: Mapping[str, bytes],
+    *,
+    org_id: str = "default",
+    env: Mapping[str, str] | None = None,
+    published_by: str = "",
+) -> PublishResult:
+    """Validate `files` (repository-relative path -> bytes) and store them in one transaction."""
+    loaded = load_repository(files, os.environ if env is None else env)
+    if not loaded.ok:
+        raise PublishError(loaded.errors)
+    repo = loaded.unwrap()
+    planned = {
+        name: [_Planned(a, definition_spec(a)) for a in (*rm.aggregates, *system_aggregates(rm))]
+        for name, rm in loaded.models.items()
+    }
+    with store.session() as session:
+        catalog.get_org(session, org_id)
+        project = catalog.upsert_project(
+            session,
+            org_id,
+            repo.catalog.unique_name,
+            name=repo.catalog.label or repo.catalog.unique_name,
+            version=str(repo.catalog.version) if repo.catalog.version is not None else None,
+            source_digest=_digest(files),
+            published_by=published_by,
+        )
+        result = PublishResult(project.id, project.unique_name, warnings=list(loaded.warnings))
+        seen: set[uuid.UUID] = set()
+        for model_name, definitions in planned.items():
+            model = repo.models[model_name]
+            cube = catalog.upsert_cube(session, project, model_name, model.label or model_name)
+            seen.add(cube.id)
+            result.cubes[model_name] = cube.id
+            result.changes += _sync_definitions(session, cube, definitions)
+        for cube in catalog.list_cubes(session, project.id):
+            if cube.id not in seen:
+                catalog.mark_cube_deleted(session, cube)
+                result.changes += _sync_definitions(session, cube, [])
+        if not org_settings.get_bool_setting(session, org_id, "aggregates.new.build.scheduled"):
+            result.queued_batches = _queue_pending(session, project.id, published_by)
+    return result
+
+
+def _sync_definitions(
+    session: Session, cube: Cube, definitions: Sequence[_Planned]
+) -> list[DefinitionChange]:
+    existing = {d.unique_name: d for d in catalog.cube_definitions(session, cube.id)}
+    changes = []
+    for item in definitions:
+        name = item.spec.name
+        current = existing.pop(name, None)
+        fingerprint = item.spec.fingerprint()
+        if current and current.removed_at is None and current.fingerprint == fingerprint:
+            current.name = item.sml.label or name
+            changes.append(DefinitionChange(cube.unique_name, name, Change.UNCHANGED))
+            continue
+        change = Change.ADDED if current is None or current.removed_at else Change.CHANGED
+        if current is not None:
+            _invalidate(session, current, f"definition {change.value} by republish")
+        definition = catalog.upsert_definition(
+            session,
+            cube,
+            unique_name=name,
+            name=item.sml.label or name,
+            type=DefinitionType.SYSTEM_DEFINED if item.system else DefinitionType.USER_DEFINED,
+            subtype=(
+                DefinitionSubtype.PREDICTION_DEFINED if item.system else DefinitionSubtype.MANUAL
+            ),
+            fingerprint=fingerprint,
+            spec=item.spec.to_dict(),
+            fact_dataset=item.spec.fact.dataset,
+            connection_id=item.spec.connection,
+            incremental=item.spec.incremental is not None,
+        )
+        catalog.create_instance(session, definition)
+        changes.append(DefinitionChange(cube.unique_name, name, change))
+    for gone in existing.values():
+        if gone.removed_at is None:
+            _invalidate(session, gone, "definition removed by republish")
+            catalog.mark_definition_removed(session, gone)
+            changes.append(DefinitionChange(cube.unique_name, gone.unique_name, Change.REMOVED))
+    return changes
+
+
+def _invalidate(session: Session, definition: AggregateDefinition, why: str) -> None:
+    """Pending and active instances of a changed or removed definition become invalid;
+    their tables (if any) are dropped by the next batch."""
+    now = utcnow()
+    for instance in catalog.definition_instances(session, definition.id, LIVE_STATUSES):
+        catalog.set_instance_status(
+            session, instance.id, InstanceStatus.INVALID, message=why, drop_after=now
+        )
+
+
+def _queue_pending(session: Session, project_id: uuid.UUID, requested_by: str) -> list[uuid.UUID]:
+    queued = []
+    for cube in catalog.list_cubes(session, project_id):
+        if catalog.cube_has_pending_instances(session, cube.id):
+            batch = queue_batch(
+                session, cube, BatchType.MATERIALIZE_PENDING, requested_by=requested_by
+            ).batch
+            queued.append(batch.id)
+    return queued

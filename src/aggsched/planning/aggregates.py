@@ -1,0 +1,132 @@
+"""From resolved SML aggregates to stored definition specs.
+
+The spec keeps only what decides the table's content (datasets, the columns used,
+metrics, attributes and their join paths), so its fingerprint changes exactly when a
+republish changes what the aggregate would contain, not when an unrelated column or a
+label is edited.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from aggsched.planning.partials import is_derivable
+from aggsched.planning.spec import (
+    Attribute,
+    ComputedColumn,
+    DefinitionSpec,
+    Incremental,
+    Join,
+    Metric,
+    Relation,
+)
+from aggsched.sml import FACT_ALIAS, AggregateSpec, Dataset
+
+
+def _words(sql: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", sql)}
+
+
+def _relation(agg: AggregateSpec, name: str, used: Iterable[str]) -> Relation:
+    """The dataset `name` with the declared columns the build touches.
+
+    Computed columns bring the declared columns their SQL mentions, so `sqlgen` can match
+    bare identifiers in that SQL to the declared spelling.
+    """
+    ds: Dataset = agg.datasets[name]
+    conn = agg.connections.get(ds.connection_id)
+    computed: dict[str, ComputedColumn] = {}
+    mentioned: set[str] = set()
+    for col_name in set(used):
+        col = ds.column(col_name)
+        if col is not None and col.is_computed:
+            variants = {d.dialect: d.sql for d in col.dialects}
+            computed[col.name] = ComputedColumn(col.sql or "", variants)
+            for text in (col.sql or "", *variants.values()):
+                mentioned |= _words(text)
+    for text in (ds.sql or "", *(d.sql for d in ds.dialects)):
+        mentioned |= _words(text)
+    columns = tuple(
+        sorted(
+            c.name
+            for c in ds.columns
+            if not c.is_computed and (c.name in used or c.name.lower() in mentioned)
+        )
+    )
+    return Relation(
+        dataset=name,
+        connection=ds.connection_id,
+        table=ds.table,
+        sql=ds.sql,
+        dialect_sql={d.dialect: d.sql for d in ds.dialects},
+        database=conn.database if conn else None,
+        schema=conn.schema if conn else None,
+        columns=columns,
+        computed=computed,
+    )
+
+
+def _used_columns(agg: AggregateSpec) -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {agg.fact_dataset: {m.column for m in agg.metrics}}
+    fact = agg.datasets[agg.fact_dataset]
+    if fact.incremental:
+        used[agg.fact_dataset].add(fact.incremental.column)
+    for attr in agg.attributes:
+        used.setdefault(attr.dataset, set()).update(attr.columns)
+        for step in attr.join_path:
+            used.setdefault(step.right_dataset, set()).update(step.right_columns)
+            left = agg.fact_dataset if step.left_alias == FACT_ALIAS else None
+            for other in agg.join_steps():
+                if other.right_alias == step.left_alias:
+                    left = other.right_dataset
+            if left:
+                used.setdefault(left, set()).update(step.left_columns)
+    return used
+
+
+def definition_spec(agg: AggregateSpec) -> DefinitionSpec:
+    """The stored spec of one resolved aggregate (user-defined or system)."""
+    used = _used_columns(agg)
+    relations = {name: _relation(agg, name, cols) for name, cols in used.items()}
+    joins = tuple(
+        Join(
+            alias=step.right_alias,
+            relation=relations[step.right_dataset],
+            left_alias=step.left_alias,
+            left_columns=step.left_columns,
+            right_columns=step.right_columns,
+            relationship=step.relationship,
+        )
+        for step in agg.join_steps()
+    )
+    attributes = tuple(
+        Attribute(
+            name=a.name,
+            alias=a.alias,
+            key_columns=a.key_columns,
+            name_column=a.name_column,
+            dimension=a.dimension_name,
+            level=a.attribute,
+            path=a.relationships_path,
+        )
+        for a in agg.attributes
+    )
+    metrics = tuple(
+        Metric(m.unique_name, m.calculation_method.value, FACT_ALIAS, m.column) for m in agg.metrics
+    )
+    fact = agg.datasets[agg.fact_dataset]
+    incremental = None
+    if fact.incremental and all(is_derivable(m.method) for m in metrics):
+        grace = int(fact.incremental.grace_period.total_seconds())
+        incremental = Incremental(fact.incremental.column, grace)
+    return DefinitionSpec(
+        name=agg.unique_name,
+        fact_alias=FACT_ALIAS,
+        fact=relations[agg.fact_dataset],
+        joins=joins,
+        attributes=attributes,
+        metrics=metrics,
+        incremental=incremental,
+        target_connection=agg.target_connection,
+    )
