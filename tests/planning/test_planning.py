@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 
 import duckdb
 import pytest
@@ -101,6 +102,14 @@ def test_lattice_rules():
     other_path = Attribute("Region", "st2", ("REGION",), None, "Store", "Region", ("other",))
     assert not can_derive(spec("w", [other_path], [REVENUE]), fine)
     assert not can_derive(spec("inc", [REGION], [REVENUE], Incremental("DAY", 0)), fine)
+    # a source reading more columns of the same fact still serves
+    narrower = DefinitionSpec(
+        "n", "f", replace(SALES, columns=("QTY",)), (JOIN,), (REGION,), (REVENUE,)
+    )
+    assert can_derive(narrower, fine)
+    changed_sql = {"Amount": ComputedColumn("QTY * PRICE * 2")}
+    other_sql = replace(narrower, fact=replace(SALES, computed=changed_sql))
+    assert not can_derive(other_sql, fine)
     small = Candidate("small", spec("mid", [REGION, CITY], [REVENUE]), rows=10)
     big = Candidate("big", fine, rows=1000)
     assert choose_source(coarse, [big, small]).key == "small"
@@ -123,13 +132,13 @@ def test_plan_selects_by_batch_type():
     states = [with_active, pending, blocked, plain]
     steps = plan_batch(BatchType.MATERIALIZE_PENDING, states)
     assert [(s.definition.spec.name, s.mode) for s in steps] == [("pend", StepMode.FULL)]
-    steps = plan_batch(BatchType.INCREMENTAL, states)
+    steps = plan_batch(BatchType.INCREMENTAL_REBUILD, states)
     assert [(s.definition.spec.name, s.mode) for s in steps] == [
         ("pend", StepMode.FULL),
         ("act", StepMode.INCREMENTAL),
         ("plain", StepMode.FULL),
     ]
-    steps = plan_batch(BatchType.FULL, states)
+    steps = plan_batch(BatchType.FULL_REBUILD, states)
     assert {s.mode for s in steps} == {StepMode.FULL} and len(steps) == 3
 
 

@@ -28,8 +28,11 @@ class Candidate(Generic[K]):
 
 
 def can_derive(target: DefinitionSpec, source: DefinitionSpec) -> bool:
-    if target.fact != source.fact or target.incremental != source.incremental:
+    if target.fact.identity != source.fact.identity or target.incremental != source.incremental:
         return False
+    for metric in target.metrics:  # a metric over a computed column: same SQL in both
+        if target.fact.computed.get(metric.column) != source.fact.computed.get(metric.column):
+            return False
     if not all(is_derivable(m.method) for m in target.metrics):
         return False
     source_attrs = {a.identity for a in source.attributes}

@@ -17,9 +17,11 @@ from aggsched.planning.spec import DefinitionSpec
 
 
 class BatchType(StrEnum):
+    """DESIGN.md's batch types (shared with the store, which keeps them as text)."""
+
     MATERIALIZE_PENDING = "materialize-pending-instances"
-    INCREMENTAL = "incremental-rebuild"
-    FULL = "full-rebuild"
+    INCREMENTAL_REBUILD = "incremental-rebuild"
+    FULL_REBUILD = "full-rebuild"
 
 
 class StepMode(StrEnum):
@@ -55,7 +57,7 @@ class Step:
 def _mode(batch_type: BatchType, state: DefinitionState) -> StepMode | None:
     if batch_type is BatchType.MATERIALIZE_PENDING:
         return StepMode.FULL if state.active is None else None
-    if batch_type is BatchType.FULL:
+    if batch_type is BatchType.FULL_REBUILD:
         return StepMode.FULL
     incremental_ok = (
         state.spec.incremental is not None

@@ -53,6 +53,12 @@ class Relation:
     columns: tuple[str, ...] = ()
     computed: dict[str, ComputedColumn] = field(default_factory=dict)
 
+    @property
+    def identity(self) -> tuple:
+        """What makes two relations the same rows, whichever columns each build uses."""
+        variants = tuple(sorted(self.dialect_sql.items()))
+        return (self.dataset, self.connection, self.table, self.sql, variants, self.schema)
+
 
 @dataclass(frozen=True)
 class Join:

@@ -243,9 +243,10 @@ def derived_select(
     for metric, partial in metric_partials(spec):
         col = naming.metric_column(metric.name, partial)
         func = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[ROLLUP[partial]]
-        select = select.select(
-            exp.alias_(func(this=exp.column(ident(col), table=ident(alias))), ident(col))
-        )
+        value: exp.Expression = func(this=exp.column(ident(col), table=ident(alias)))
+        if partial == "count":  # keep counts integers, as in a build from the base tables
+            value = exp.cast(value, "BIGINT")
+        select = select.select(exp.alias_(value, ident(col)))
     select = select.from_(exp.alias_(source_table, ident(alias), table=True))
     if since is not None and spec.incremental:
         col = naming.incremental_column(spec.incremental.column)

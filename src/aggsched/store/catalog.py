@@ -576,3 +576,11 @@ def batch_instances(session: Session, batch_id: uuid.UUID) -> list[AggregateInst
     stmt = select(AggregateInstance).where(AggregateInstance.batch_id == batch_id)
     order = [AggregateInstance.materialization_start_time, AggregateInstance.created_at]
     return list(session.scalars(stmt.order_by(*order)))
+
+
+def get_cube_by_id(session: Session, org_id: str, cube_id: uuid.UUID) -> Cube:
+    """A live cube of the organization by id alone (for the CLI and workers)."""
+    cube = session.get(Cube, cube_id)
+    if cube is None or cube.org_id != org_id or cube.deleted_at is not None:
+        raise NotFoundError(f"cube {cube_id} not found in organization {org_id!r}")
+    return cube

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aggsched.planning.plan import BatchType
 from aggsched.store.types import UTCDateTime, utcnow
 
 NAMING_CONVENTION = {
@@ -67,12 +68,6 @@ class InstanceStatus(StrEnum):
     CANCELLED = "cancelled"
     DELETED = "deleted"
     INVALID = "invalid"
-
-
-class BatchType(StrEnum):
-    MATERIALIZE_PENDING = "materialize-pending-instances"
-    INCREMENTAL_REBUILD = "incremental-rebuild"
-    FULL_REBUILD = "full-rebuild"
 
 
 class BatchStatus(StrEnum):

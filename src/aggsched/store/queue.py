@@ -59,6 +59,32 @@ def claim_next_batch(
     return session.get(BuildBatch, batch_id, populate_existing=True)
 
 
+def claim_batch(
+    session: Session, batch_id: uuid.UUID, worker_id: str, now: datetime | None = None
+) -> BuildBatch | None:
+    """Claim one given pending batch (a foreground build); None if it is not claimable:
+    already taken, closed, or its cube has another batch in progress."""
+    when = now or utcnow()
+    running = aliased(BuildBatch)
+    cube_busy = exists().where(running.cube_id == BuildBatch.cube_id, running.status == INPROGRESS)
+    stmt = (
+        update(BuildBatch)
+        .where(BuildBatch.id == batch_id, BuildBatch.status == PENDING, ~cube_busy)
+        .values(
+            status=INPROGRESS,
+            worker_id=worker_id,
+            start_time=when,
+            heartbeat_at=when,
+            attempts=BuildBatch.attempts + 1,
+        )
+        .returning(BuildBatch.id)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(stmt).scalar_one_or_none() is None:
+        return None
+    return session.get(BuildBatch, batch_id, populate_existing=True)
+
+
 def claim_due_schedules(
     session: Session, now: datetime | None = None, limit: int = 100
 ) -> list[Schedule]:

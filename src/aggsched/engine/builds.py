@@ -1,0 +1,759 @@
+"""Running one build batch: plan it, build each aggregate into a fresh table, swap it in.
+
+Every build, full or incremental, writes a new table named after a new instance; only
+when that table is complete does one store transaction make the instance `active` and
+the previous one `deleted` (its table is dropped after a grace period, so queries in
+flight finish). A failed, cancelled or timed-out build drops its table and leaves the
+active instance untouched, so a half-built table is never visible.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlglot import exp
+
+from aggsched.engine.queueing import queue_batch
+from aggsched.planning import lattice, sqlgen, watermark
+from aggsched.planning.naming import table_name
+from aggsched.planning.plan import (
+    ActiveInstance,
+    BatchType,
+    DefinitionState,
+    Step,
+    StepMode,
+    active_sources_allowed,
+    plan_batch,
+)
+from aggsched.planning.spec import DefinitionSpec
+from aggsched.store import Store, batches, catalog, org_settings, queue, utcnow
+from aggsched.store.errors import ConflictError
+from aggsched.store.models import BatchStatus, Connection, InstanceStatus
+from aggsched.warehouse import (
+    QueryCancelled,
+    QueryTimeout,
+    Warehouse,
+    WarehouseError,
+    dialect_for_url,
+    open_warehouse,
+)
+
+WarehouseOpener = Callable[[str], Warehouse]
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """The organization's settings that steer a batch (see `store.org_settings`)."""
+
+    max_failures: int = 0
+    attempts_per_aggregate: int = 3
+    timeout_seconds: float | None = None
+    drop_grace: timedelta = timedelta(minutes=10)
+    max_shrink_percent: int = 0
+
+    @classmethod
+    def load(cls, store: Store, org_id: str) -> BuildSettings:
+        with store.session() as s:
+            timeout = org_settings.get_int_setting(s, org_id, "aggregates.build.timeoutSeconds")
+            grace = org_settings.get_int_setting(s, org_id, "aggregates.instance.drop.graceSeconds")
+            return cls(
+                max_failures=org_settings.get_int_setting(
+                    s, org_id, "aggregates.batch.max.failures"
+                ),
+                attempts_per_aggregate=max(
+                    1,
+                    org_settings.get_int_setting(
+                        s, org_id, "aggregates.batch.retry.maxAttemptsPerAggregate"
+                    ),
+                ),
+                timeout_seconds=float(timeout) if timeout > 0 else None,
+                drop_grace=timedelta(seconds=max(0, grace)),
+                max_shrink_percent=org_settings.get_int_setting(
+                    s, org_id, "aggregates.instance.maxShrinkPercent"
+                ),
+            )
+
+
+class CancelToken:
+    """Stops a running batch from another thread: the flag stops further steps and the
+    warehouse statement running now is interrupted."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._running: set[Warehouse] = set()
+        self.reason = ""
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self.reason = reason
+            self._event.set()
+            running = list(self._running)
+        for wh in running:
+            wh.cancel()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True if cancelled meanwhile."""
+        return self._event.wait(seconds)
+
+    @contextmanager
+    def watching(self, wh: Warehouse) -> Iterator[None]:
+        with self._lock:
+            self._running.add(wh)
+        try:
+            if self.cancelled:
+                raise QueryCancelled(self.reason or "cancelled")
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(wh)
+
+
+class BuildRefused(Exception):
+    """An aggregate that is not built for a reason other than a warehouse error."""
+
+    def __init__(self, message: str, status: InstanceStatus = InstanceStatus.FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Built:
+    """A table built in this batch (or active before it) that may serve as a lattice source."""
+
+    instance_id: uuid.UUID
+    schema: str
+    table: str
+    url: str
+    watermark: str | None
+
+
+@dataclass
+class StepResult:
+    definition_id: uuid.UUID
+    name: str
+    mode: StepMode
+    status: InstanceStatus
+    instance_id: uuid.UUID | None = None
+    table: str | None = None
+    rows: int | None = None
+    seconds: float = 0.0
+    source: str | None = None
+    sql: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class BatchReport:
+    batch_id: uuid.UUID
+    status: BatchStatus
+    message: str
+    steps: list[StepResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a batch needs from the store, read once when it starts."""
+
+    batch_id: uuid.UUID
+    org_id: str
+    cube_id: uuid.UUID
+    batch_type: BatchType
+    states: list[DefinitionState]
+    pending: dict[uuid.UUID, uuid.UUID]  # definition id -> its pending instance id
+    connections: dict[str, Connection]
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The warehouse a definition builds on and the table placement there."""
+
+    url: str
+    schema: str
+    target: sqlgen.Target
+
+
+def _locations(connections: Mapping[str, Connection]) -> dict[str, sqlgen.Location]:
+    return {
+        name: sqlgen.Location(c.database_override or None, c.schema_override or None)
+        for name, c in connections.items()
+    }
+
+
+def where_to_build(spec: DefinitionSpec, connections: Mapping[str, Connection]) -> _Where:
+    """The one warehouse all of a definition's datasets live in, or `BuildRefused`."""
+    missing = sorted(c for c in spec.connections if c not in connections)
+    if missing:
+        raise BuildRefused(
+            f"SML connection(s) {', '.join(map(repr, missing))} are not mapped to a "
+            "warehouse (aggsched connection add NAME URL)"
+        )
+    urls = {connections[c].url for c in spec.connections}
+    if len(urls) > 1:
+        detail = ", ".join(f"{c} -> {connections[c].url}" for c in sorted(spec.connections))
+        raise BuildRefused(
+            f"the datasets live in different warehouses ({detail}); an aggregate must be "
+            "built where all of its datasets are",
+            InstanceStatus.INVALID,
+        )
+    url = urls.pop()
+    target = sqlgen.Target(dialect_for_url(url), _locations(connections))
+    return _Where(url, connections[spec.connection].aggregate_schema, target)
+
+
+def step_sql(
+    spec: DefinitionSpec,
+    where: _Where,
+    dest: exp.Table,
+    source: lattice.Candidate[Built] | None,
+    previous: ActiveInstance | None,
+    mode: StepMode,
+) -> str:
+    """The CREATE TABLE ... AS statement of one step (shared by runs and dry runs)."""
+    since = None
+    if mode is StepMode.INCREMENTAL:
+        assert previous is not None and previous.watermark is not None and spec.incremental
+        since = sqlgen.literal(
+            watermark.threshold(previous.watermark, spec.incremental.grace_seconds)
+        )
+    if source is not None:
+        src_table = sqlgen.table(source.key.table, source.key.schema)
+        query: exp.Query = sqlgen.derived_select(spec, source.spec, src_table, since)
+    else:
+        query = sqlgen.base_select(spec, where.target, since)
+    if mode is StepMode.INCREMENTAL and since is not None and previous is not None:
+        old = sqlgen.table(previous.table_name, previous.table_schema)
+        query = sqlgen.incremental_select(spec, old, query, since)  # type: ignore[arg-type]
+    return sqlgen.render(sqlgen.create_table_as(dest, query), where.target.dialect)
+
+
+class BatchRunner:
+    """Runs batches that a worker (or the CLI) has claimed; one batch at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        env: Mapping[str, str] | None = None,
+        worker_id: str = "",
+        heartbeat_seconds: float = 2.0,
+        on_plan: Callable[[list[Step]], None] | None = None,
+        on_step: Callable[[StepResult], None] | None = None,
+        opener: WarehouseOpener | None = None,
+    ) -> None:
+        self.store = store
+        self.env = os.environ if env is None else env
+        self.worker_id = worker_id or f"runner-{uuid.uuid4().hex[:8]}"
+        self.heartbeat_seconds = heartbeat_seconds
+        self.on_plan = on_plan
+        self.on_step = on_step
+        self._open = opener or (lambda url: open_warehouse(url, self.env))
+
+    # ------------------------------------------------------------------ batch
+    def run(self, batch_id: uuid.UUID, token: CancelToken | None = None) -> BatchReport:
+        """Run a batch this runner's worker has claimed (`inprogress`) to its end."""
+        token = token or CancelToken()
+        ctx = self._load(batch_id)
+        settings = BuildSettings.load(self.store, ctx.org_id)
+        pool = _Pool(self._open)
+        stop_heartbeat = self._start_heartbeat(ctx.batch_id, token)
+        results: list[StepResult] = []
+        try:
+            drop_expired_tables(self.store, self._open)
+            steps = plan_batch(ctx.batch_type, ctx.states)
+            if self.on_plan:
+                self.on_plan(steps)
+            built = self._initial_sources(ctx)
+            for step in steps:
+                if token.cancelled:
+                    break
+                failures = sum(r.status is InstanceStatus.FAILED for r in results)
+                if settings.max_failures and failures >= settings.max_failures:
+                    break
+                result = self._run_step(ctx, step, settings, pool, built, token)
+                results.append(result)
+                if self.on_step:
+                    self.on_step(result)
+        finally:
+            stop_heartbeat()
+            pool.close()
+        drop_expired_tables(self.store, self._open)
+        return self._finish(ctx, steps, results, settings, token)
+
+    def _load(self, batch_id: uuid.UUID) -> _Context:
+        with self.store.session() as s:
+            batch = batches.get_batch(s, batch_id)
+            if batch.status != BatchStatus.INPROGRESS.value:
+                raise ConflictError(f"build batch {batch_id} is {batch.status}, not in progress")
+            states, pending = [], {}
+            for d in catalog.cube_definitions(s, batch.cube_id, include_removed=False):
+                active = catalog.active_instance(s, d.id)
+                states.append(
+                    DefinitionState(
+                        d.id,
+                        DefinitionSpec.from_dict(d.spec),
+                        _active(active) if active else None,
+                        blocked=d.blocked,
+                    )
+                )
+                waiting = catalog.definition_instances(s, d.id, [InstanceStatus.PENDING])
+                if waiting:
+                    pending[d.id] = waiting[0].id
+            connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
+            for conn in connections.values():
+                s.expunge(conn)
+            return _Context(
+                batch.id,
+                batch.org_id,
+                batch.cube_id,
+                BatchType(batch.batch_type),
+                states,
+                pending,
+                connections,
+            )
+
+    def _initial_sources(self, ctx: _Context) -> list[lattice.Candidate[Built]]:
+        if not active_sources_allowed(ctx.batch_type):
+            return []
+        sources = []
+        for state in ctx.states:
+            if state.active is None:
+                continue
+            try:
+                url = where_to_build(state.spec, ctx.connections).url
+            except BuildRefused:
+                continue
+            a = state.active
+            key = Built(a.id, a.table_schema, a.table_name, url, a.watermark)
+            sources.append(lattice.Candidate(key, state.spec, a.rows))
+        return sources
+
+    # ------------------------------------------------------------------ step
+    def _run_step(
+        self,
+        ctx: _Context,
+        step: Step,
+        settings: BuildSettings,
+        pool: _Pool,
+        built: list[lattice.Candidate[Built]],
+        token: CancelToken,
+    ) -> StepResult:
+        state = step.definition
+        spec = state.spec
+        result = StepResult(state.id, spec.name, step.mode, InstanceStatus.INPROGRESS)
+        instance_id = ctx.pending.get(state.id) or uuid.uuid4()
+        result.instance_id = instance_id
+        started = time.monotonic()
+        try:
+            where = where_to_build(spec, ctx.connections)
+        except BuildRefused as refused:
+            self._record_refusal(ctx, state, instance_id, refused)
+            result.status, result.error = refused.status, str(refused)
+            return result
+        result.table = table_name(instance_id, spec.name)
+        self._start_instance(ctx, state, instance_id, where.schema, result.table)
+        wh = pool.get(where.url)
+        source = lattice.choose_source(spec, (c for c in built if c.key.url == where.url))
+        result.source = source.spec.name if source else None
+        try:
+            rows, new_mark, sql = self._build_with_retries(
+                spec, where, wh, source, step, result.table, settings, token
+            )
+            result.sql = sql
+            self._guard(state.active, rows, settings)
+        except (WarehouseError, BuildRefused) as exc:
+            result.seconds = time.monotonic() - started
+            result.status = _failure_status(exc)
+            result.error = _describe(exc, settings)
+            result.sql = result.sql or getattr(exc, "sql", None)
+            _drop_quietly(wh, where.schema, result.table)
+            self._record_failure(instance_id, result)
+            return result
+        result.seconds = time.monotonic() - started
+        result.rows = rows
+        result.status = InstanceStatus.ACTIVE
+        self._activate(instance_id, result, new_mark, source, settings)
+        key = Built(instance_id, where.schema, result.table, where.url, new_mark)
+        built.append(lattice.Candidate(key, spec, rows))
+        return result
+
+    def _build_with_retries(
+        self,
+        spec: DefinitionSpec,
+        where: _Where,
+        wh: Warehouse,
+        source: lattice.Candidate[Built] | None,
+        step: Step,
+        table: str,
+        settings: BuildSettings,
+        token: CancelToken,
+    ) -> tuple[int, str | None, str]:
+        """Build the table; transient warehouse errors are retried with backoff."""
+        attempt = 1
+        while True:
+            try:
+                with token.watching(wh):
+                    return self._build(spec, where, wh, source, step, table, settings)
+            except WarehouseError as exc:
+                retry = (
+                    wh.is_transient(exc)
+                    and not isinstance(exc, QueryCancelled | QueryTimeout)
+                    and attempt < settings.attempts_per_aggregate
+                )
+                if not retry:
+                    raise
+                _drop_quietly(wh, where.schema, table)
+                if token.wait(min(30.0, 0.5 * 2 ** (attempt - 1))):
+                    raise QueryCancelled(token.reason or "cancelled") from exc
+                attempt += 1
+
+    def _build(
+        self,
+        spec: DefinitionSpec,
+        where: _Where,
+        wh: Warehouse,
+        source: lattice.Candidate[Built] | None,
+        step: Step,
+        table: str,
+        settings: BuildSettings,
+    ) -> tuple[int, str | None, str]:
+        previous = step.definition.active
+        new_mark = previous.watermark if previous else None
+        if spec.incremental is not None:
+            new_mark = source.key.watermark if source else self._watermark(spec, where, wh)
+        wh.ensure_schema(where.schema)
+        dest = sqlgen.table(table, where.schema)
+        sql = step_sql(spec, where, dest, source, previous, step.mode)
+        wh.execute(sql, timeout=settings.timeout_seconds)
+        return wh.row_count(where.schema, table), new_mark, sql
+
+    def _watermark(self, spec: DefinitionSpec, where: _Where, wh: Warehouse) -> str | None:
+        """Read before the build: rows appended meanwhile are recomputed next time."""
+        row = wh.fetch_one(sqlgen.render(sqlgen.max_incremental(spec, where.target), wh.dialect))
+        return watermark.encode(row[0]) if row and row[0] is not None else None
+
+    @staticmethod
+    def _guard(active: ActiveInstance | None, rows: int, settings: BuildSettings) -> None:
+        """Never let an empty (or, if configured, much smaller) table replace a good one."""
+        if active is None or active.rows <= 0:
+            return
+        if rows == 0:
+            raise BuildRefused(
+                f"outcome guard: the new table is empty while the active instance has "
+                f"{active.rows} rows; the active instance stays"
+            )
+        pct = settings.max_shrink_percent
+        if pct and rows < active.rows * (100 - pct) / 100:
+            raise BuildRefused(
+                f"outcome guard: the new table has {rows} rows, more than {pct}% fewer than "
+                f"the active instance's {active.rows}; the active instance stays"
+            )
+
+    # ------------------------------------------------------------------ store writes
+    def _start_instance(
+        self,
+        ctx: _Context,
+        state: DefinitionState,
+        instance_id: uuid.UUID,
+        schema: str,
+        table: str,
+    ) -> None:
+        fields = {
+            "batch_id": ctx.batch_id,
+            "table_name": table,
+            "table_schema": schema,
+            "materialization_start_time": utcnow(),
+        }
+        with self.store.session() as s:
+            if instance_id not in ctx.pending.values():
+                definition = catalog.get_definition(s, ctx.org_id, state.id)
+                catalog.create_instance(s, definition, instance_id=instance_id)
+            catalog.set_instance_status(s, instance_id, InstanceStatus.INPROGRESS, **fields)
+
+    def _record_refusal(
+        self, ctx: _Context, state: DefinitionState, instance_id: uuid.UUID, exc: BuildRefused
+    ) -> None:
+        with self.store.session() as s:
+            if instance_id not in ctx.pending.values():
+                definition = catalog.get_definition(s, ctx.org_id, state.id)
+                catalog.create_instance(s, definition, instance_id=instance_id)
+            catalog.set_instance_status(
+                s,
+                instance_id,
+                exc.status,
+                batch_id=ctx.batch_id,
+                error=str(exc),
+                message=str(exc),
+                materialization_start_time=utcnow(),
+                materialization_end_time=utcnow(),
+            )
+
+    def _record_failure(self, instance_id: uuid.UUID, result: StepResult) -> None:
+        with self.store.session() as s:
+            catalog.set_instance_status(
+                s,
+                instance_id,
+                result.status,
+                error=result.error,
+                message=result.error or "",
+                sql=result.sql,
+                build_duration=result.seconds,
+                materialization_end_time=utcnow(),
+                drop_after=utcnow(),
+            )
+
+    def _activate(
+        self,
+        instance_id: uuid.UUID,
+        result: StepResult,
+        new_mark: str | None,
+        source: lattice.Candidate[Built] | None,
+        settings: BuildSettings,
+    ) -> None:
+        with self.store.session() as s:
+            instance = catalog.set_instance_status(
+                s,
+                instance_id,
+                InstanceStatus.INPROGRESS,
+                number_of_rows=result.rows,
+                build_duration=result.seconds,
+                sql=result.sql,
+                watermark=new_mark,
+                materialization_end_time=utcnow(),
+                message=f"built from {result.source}" if result.source else "built from base",
+            )
+            instance.source_instance_id = source.key.instance_id if source else None
+            catalog.activate_instance(s, instance_id, grace=settings.drop_grace)
+
+    def _finish(
+        self,
+        ctx: _Context,
+        steps: list[Step],
+        results: list[StepResult],
+        settings: BuildSettings,
+        token: CancelToken,
+    ) -> BatchReport:
+        failed = [r for r in results if r.status in (InstanceStatus.FAILED, InstanceStatus.INVALID)]
+        built = [r for r in results if r.status is InstanceStatus.ACTIVE]
+        rolled = sum(1 for r in built if r.source)
+        parts = [f"built {len(built)} of {len(steps)} aggregate(s) ({rolled} from finer ones)"]
+        if failed:
+            parts.append(
+                f"{len(failed)} failed: " + "; ".join(f"{r.name}: {r.error}" for r in failed)
+            )
+        if token.cancelled:
+            status, parts = BatchStatus.CANCELLED, [token.reason or "cancelled", *parts]
+        elif len(results) < len(steps):
+            status = BatchStatus.FAILED
+            parts.append(
+                f"stopped after {settings.max_failures} failure(s) (aggregates.batch.max.failures)"
+            )
+        else:
+            status = BatchStatus.FAILED if failed else BatchStatus.DONE
+        message = "; ".join(parts)[:4000]
+        try:
+            with self.store.session() as s:
+                batches.finish_batch(
+                    s, ctx.batch_id, status, worker_id=self.worker_id, message=message
+                )
+        except ConflictError as lost:  # recovered by another node meanwhile: its call now
+            message = f"{message}; not recorded: {lost}"
+        return BatchReport(ctx.batch_id, status, message, results)
+
+    # ------------------------------------------------------------------ heartbeat
+    def _start_heartbeat(self, batch_id: uuid.UUID, token: CancelToken) -> Callable[[], None]:
+        """A thread that proves this worker is alive and notices cancel requests."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.heartbeat_seconds):
+                try:
+                    with self.store.session() as s:
+                        batch = batches.heartbeat_batch(s, batch_id, self.worker_id)
+                        if batch is None:
+                            token.cancel("the batch was taken from this worker")
+                        elif batch.cancel_requested:
+                            token.cancel("cancelled on request")
+                except Exception:  # the store may be briefly unreachable; try again
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{batch_id}", daemon=True)
+        thread.start()
+
+        def stop_beating() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return stop_beating
+
+
+def _active(instance: object) -> ActiveInstance:
+    return ActiveInstance(
+        id=instance.id,  # type: ignore[attr-defined]
+        table_schema=instance.table_schema or "",  # type: ignore[attr-defined]
+        table_name=instance.table_name or "",  # type: ignore[attr-defined]
+        rows=instance.number_of_rows or 0,  # type: ignore[attr-defined]
+        watermark=instance.watermark,  # type: ignore[attr-defined]
+    )
+
+
+def _failure_status(exc: Exception) -> InstanceStatus:
+    if isinstance(exc, BuildRefused):
+        return exc.status
+    if isinstance(exc, QueryCancelled):
+        return InstanceStatus.CANCELLED
+    return InstanceStatus.FAILED
+
+
+def _describe(exc: Exception, settings: BuildSettings) -> str:
+    if isinstance(exc, QueryTimeout):
+        return f"timed out after {settings.timeout_seconds:g} s (aggregates.build.timeoutSeconds)"
+    return str(exc)
+
+
+def _drop_quietly(wh: Warehouse, schema: str, table: str) -> None:
+    """Drop a table that must not survive; a failure here is left to `drop_expired_tables`."""
+    with suppress(WarehouseError):
+        wh.drop_table(schema, table)
+
+
+class _Pool:
+    """One open warehouse per URL for the length of a batch."""
+
+    def __init__(self, opener: WarehouseOpener) -> None:
+        self._open = opener
+        self._open_ones: dict[str, Warehouse] = {}
+
+    def get(self, url: str) -> Warehouse:
+        if url not in self._open_ones:
+            self._open_ones[url] = self._open(url)
+        return self._open_ones[url]
+
+    def close(self) -> None:
+        for wh in self._open_ones.values():
+            wh.close()
+        self._open_ones.clear()
+
+
+def drop_expired_tables(store: Store, opener: WarehouseOpener, limit: int = 500) -> int:
+    """Drop the tables of replaced, invalid and failed instances whose grace period is over.
+
+    Returns how many tables were dropped; an unreachable warehouse is tried again next time.
+    """
+    with store.session() as s:
+        due = [
+            (i.id, i.org_id, i.connection_id, i.table_schema, i.table_name)
+            for i in catalog.instances_to_drop(s, limit=limit)
+        ]
+        urls = {
+            (c.org_id, c.name): c.url
+            for org in {d[1] for d in due}
+            for c in catalog.list_connections(s, org)
+        }
+    pool = _Pool(opener)
+    dropped = 0
+    try:
+        for instance_id, org_id, conn_name, schema, table in due:
+            url = urls.get((org_id, conn_name or ""))
+            if table and schema:
+                if url is None:
+                    continue
+                try:
+                    pool.get(url).drop_table(schema, table)
+                except WarehouseError:
+                    continue
+                dropped += 1
+            with store.session() as s:
+                catalog.mark_table_dropped(s, instance_id)
+    finally:
+        pool.close()
+    return dropped
+
+
+def build_now(
+    store: Store,
+    runner: BatchRunner,
+    org_id: str,
+    cube_id: uuid.UUID,
+    batch_type: BatchType,
+    *,
+    requested_by: str = "cli",
+    token: CancelToken | None = None,
+) -> BatchReport:
+    """Queue (or join the pending) batch of a cube and run it in this process now."""
+    with store.session() as s:
+        cube = catalog.get_cube_by_id(s, org_id, cube_id)
+        batch = queue_batch(s, cube, batch_type, requested_by=requested_by).batch
+        if queue.claim_batch(s, batch.id, runner.worker_id) is None:
+            raise ConflictError(f"cube {cube_id} already has a batch in progress")
+    return runner.run(batch.id, token)
+
+
+@dataclass(frozen=True)
+class PreviewStep:
+    name: str
+    mode: StepMode
+    source: str | None
+    sql: str | None
+    problem: str | None = None
+
+
+def preview_batch(
+    store: Store, org_id: str, cube_id: uuid.UUID, batch_type: BatchType
+) -> list[PreviewStep]:
+    """The plan a batch would run now (order, source, SQL), changing nothing.
+
+    Sources are chosen as the run would, with the row counts of the active instances
+    standing in for tables not built yet.
+    """
+    with store.session() as s:
+        catalog.get_cube_by_id(s, org_id, cube_id)
+        connections = {c.name: c for c in catalog.list_connections(s, org_id)}
+        states = [
+            DefinitionState(
+                d.id,
+                DefinitionSpec.from_dict(d.spec),
+                _active(a) if (a := catalog.active_instance(s, d.id)) else None,
+                blocked=d.blocked,
+            )
+            for d in catalog.cube_definitions(s, cube_id, include_removed=False)
+        ]
+    candidates: list[lattice.Candidate[Built]] = []
+    if active_sources_allowed(batch_type):
+        candidates = [
+            lattice.Candidate(Built(st.active.id, st.active.table_schema, st.active.table_name,
+                                    "", st.active.watermark), st.spec, st.active.rows)
+            for st in states
+            if st.active
+        ]  # fmt: skip
+    preview = []
+    for step in plan_batch(batch_type, states):
+        spec, state = step.definition.spec, step.definition
+        try:
+            where = where_to_build(spec, connections)
+        except BuildRefused as refused:
+            preview.append(PreviewStep(spec.name, step.mode, None, None, str(refused)))
+            continue
+        source = lattice.choose_source(spec, candidates)
+        name = table_name(uuid.UUID(int=0), spec.name).replace("00000000", "<new id>")
+        sql = step_sql(
+            spec, where, sqlgen.table(name, where.schema), source, state.active, step.mode
+        )
+        preview.append(PreviewStep(spec.name, step.mode, source.spec.name if source else None, sql))
+        rows = state.active.rows if state.active else 10**12
+        candidates.append(
+            lattice.Candidate(Built(state.id, where.schema, name, "", None), spec, rows)
+        )
+    return preview
