@@ -25,6 +25,46 @@ class Settings(BaseSettings):
         description="Metadata DB URL; default: SQLite file `<home>/aggsched.db`.",
     )
 
+    max_upload_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1,
+        description="Largest accepted SML project upload (.zip/.tar.gz); larger gets 413.",
+    )
+    max_json_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest accepted request body on every other endpoint; larger gets 413.",
+    )
+    jwt_secret: str | None = Field(
+        default=None,
+        description="HS256 key for the tokens `GET /{orgId}/auth` issues; default: a key "
+        "generated once and kept in `<home>/jwt.key` (mode 0600).",
+    )
+    jwt_lifetime_seconds: int = Field(
+        default=3600, ge=1, description="Lifetime of the tokens `GET /{orgId}/auth` issues."
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OIDC mode: accept RS256 bearer tokens whose `iss` is this issuer.",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="OIDC mode: the `aud` the tokens must carry (checked if set)."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="OIDC mode: JWKS URL; default: the issuer's discovery document "
+        "`jwks_uri`, else `<issuer>/.well-known/jwks.json`.",
+    )
+    oidc_roles_claim: str = Field(
+        default="roles",
+        description="OIDC mode: claim holding roles, either a list of `org:role` strings or "
+        "an object mapping org id -> role or list of roles.",
+    )
+    oidc_username_claim: str = Field(
+        default="preferred_username",
+        description="OIDC mode: claim naming the user (falls back to `sub`).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

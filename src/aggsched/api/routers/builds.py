@@ -1,0 +1,68 @@
+"""Build batches: AtScale's history list (seed), plus batch detail and cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+
+from aggsched.api import present, schemas
+from aggsched.api.deps import OrgRead, OrgWrite, StoreDep
+from aggsched.api.envelope import Envelope, ok
+from aggsched.store import batches, catalog
+from aggsched.store.models import BatchStatus, BatchType
+
+router = APIRouter(prefix="/org/{orgId}/aggregates-creation/builds", tags=["builds"])
+
+
+@router.get("/history", response_model=Envelope[schemas.BuildHistory])
+def build_history(
+    org: OrgRead,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    force_pull: bool = False,
+    projectId: uuid.UUID | None = None,
+    cubeId: uuid.UUID | None = None,
+    status: BatchStatus | None = None,
+    batchType: BatchType | None = None,
+) -> dict[str, object]:
+    """The organization's batches, newest first (filters and ``total`` are extensions)."""
+    with store.session() as session:
+        rows, total = batches.list_batch_history(
+            session, org.org_id, limit=limit, offset=offset, project_id=projectId,
+            cube_id=cubeId, status=status, batch_type=batchType,
+        )  # fmt: skip
+        data = [present.batch(row) for row in rows]
+    payload = schemas.BuildHistory(
+        data=data, force_pull=force_pull, limit=limit, offset=offset, total=total
+    )
+    return ok(payload)
+
+
+def _detail(session: Session, batch_id: uuid.UUID, org_id: str) -> schemas.BatchDetail:
+    row = batches.get_batch(session, batch_id, org_id)
+    instances = []
+    for inst in catalog.batch_instances(session, row.id):
+        definition = catalog.get_definition(session, org_id, inst.definition_id)
+        instances.append(present.batch_instance(inst, definition.name))
+    return present.batch_detail(row, instances)
+
+
+@router.get("/{batchId}", response_model=Envelope[schemas.BatchDetail])
+def build_detail(org: OrgRead, store: StoreDep, batchId: uuid.UUID) -> dict[str, object]:
+    """One batch and each aggregate instance it built (status, rows, seconds, SQL, error)."""
+    with store.session() as session:
+        return ok(_detail(session, batchId, org.org_id))
+
+
+@router.post("/{batchId}/cancel", response_model=Envelope[schemas.BatchDetail])
+def cancel_build(org: OrgWrite, store: StoreDep, batchId: uuid.UUID) -> dict[str, object]:
+    """Cancel a pending batch at once, or ask the worker to stop a running one
+    (``cancelRequested``); a finished batch is returned unchanged."""
+    with store.session() as session:
+        batches.get_batch(session, batchId, org.org_id)
+        batches.cancel_or_request(session, batchId)
+        return ok(_detail(session, batchId, org.org_id))

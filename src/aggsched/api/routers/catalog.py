@@ -1,0 +1,164 @@
+"""Catalog endpoints (extensions): publish projects, connections, projects, cubes and the
+aggregates of one cube."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, UploadFile
+
+from aggsched.api import present, schemas
+from aggsched.api.deps import CubeId, OrgAdmin, OrgRead, ProjectId, StoreDep
+from aggsched.api.envelope import Envelope, FieldProblem, ok
+from aggsched.api.errors import ApiError, bad_request
+from aggsched.api.routers.aggregates import definitions_page
+from aggsched.api.routers.schedules import find_cube
+from aggsched.engine.publish import PublishError, PublishResult, publish
+from aggsched.sml import SmlError
+from aggsched.sml.source import SourceError, read_tar, read_zip, strip_common_root
+from aggsched.store import api_views, catalog
+
+router = APIRouter(prefix="/org/{orgId}", tags=["catalog"])
+
+
+def archive_files(data: bytes) -> dict[str, bytes]:
+    """An uploaded .zip or .tar(.gz) -> repository-relative files; 400 if neither."""
+    try:
+        files = read_zip(data) if zipfile.is_zipfile(io.BytesIO(data)) else read_tar(data)
+    except (SourceError, tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise bad_request("file", f"not a .zip or .tar.gz archive ({exc})") from exc
+    if not files:
+        raise bad_request("file", "the archive holds no files")
+    return strip_common_root(files)
+
+
+def _problem(error: SmlError) -> FieldProblem:
+    where = error.file + (f":{error.line}" if error.line is not None else "")
+    if error.yaml_path:
+        where += f" {error.yaml_path}"
+    return FieldProblem(field=where, problem=error.message)
+
+
+def _published(result: PublishResult) -> schemas.PublishOut:
+    return schemas.PublishOut(
+        project_id=str(result.project_id), project=result.project,
+        cubes={name: str(cid) for name, cid in result.cubes.items()},
+        changes=[
+            schemas.DefinitionChangeOut(cube=c.cube, definition=c.definition, change=c.change)
+            for c in result.changes
+        ],
+        queued_batches=[str(b) for b in result.queued_batches],
+        warnings=[str(w) for w in result.warnings],
+    )  # fmt: skip
+
+
+@router.post("/projects", response_model=Envelope[schemas.PublishOut])
+def publish_project(
+    org: OrgAdmin,
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="the SML repository as .zip or .tar.gz")],
+) -> dict[str, object]:
+    """Publish (or republish) an SML repository; invalid SML stores nothing and lists
+    every error as ``<file>:<line> <yaml path>``."""
+    files = archive_files(file.file.read())
+    try:
+        result = publish(store, files, org_id=org.org_id, published_by=org.username)
+    except PublishError as exc:
+        problems = [_problem(e) for e in exc.errors]
+        raise ApiError(400, f"invalid SML repository: {exc}", errors=problems) from exc
+    return ok(_published(result))
+
+
+@router.get("/projects", response_model=Envelope[list[schemas.ProjectOut]])
+def list_projects(org: OrgRead, store: StoreDep) -> dict[str, object]:
+    with store.session() as session:
+        rows = catalog.list_projects(session, org.org_id)
+        return ok([present.project(p, catalog.list_cubes(session, p.id)) for p in rows])
+
+
+@router.get("/projects/{projectId}", response_model=Envelope[schemas.ProjectOut])
+def get_project(org: OrgRead, store: StoreDep, projectId: ProjectId) -> dict[str, object]:
+    with store.session() as session:
+        project = catalog.get_project(session, org.org_id, projectId)
+        return ok(present.project(project, catalog.list_cubes(session, project.id)))
+
+
+@router.get("/project/{projectId}/cube/{cubeId}", response_model=Envelope[schemas.CubeOut])
+def get_cube(
+    org: OrgRead, store: StoreDep, projectId: ProjectId, cubeId: CubeId
+) -> dict[str, object]:
+    with store.session() as session:
+        return ok(present.cube(find_cube(session, org.org_id, projectId, cubeId)))
+
+
+@router.get(
+    "/project/{projectId}/cube/{cubeId}/aggregates",
+    response_model=Envelope[schemas.Page[schemas.DefinitionOut]],
+)
+def cube_definitions(
+    org: OrgRead,
+    store: StoreDep,
+    projectId: ProjectId,
+    cubeId: CubeId,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> dict[str, object]:
+    """The cube's aggregate definitions (AtScale field names)."""
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        rows, total = api_views.list_definitions(
+            session, org.org_id, cube_id=cube.id, limit=limit, offset=offset
+        )
+        data = definitions_page(session, rows)
+    return ok(schemas.Page(data=data, limit=limit, offset=offset, total=total))
+
+
+@router.get(
+    "/project/{projectId}/cube/{cubeId}/aggregates/instances",
+    response_model=Envelope[schemas.Page[schemas.InstanceOut]],
+)
+def cube_instances(
+    org: OrgRead,
+    store: StoreDep,
+    projectId: ProjectId,
+    cubeId: CubeId,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> dict[str, object]:
+    """The cube's aggregate instances, newest first."""
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        rows, total = api_views.list_instances(
+            session, org.org_id, cube_id=cube.id, limit=limit, offset=offset
+        )
+        data = [present.instance(row) for row in rows]
+    return ok(schemas.Page(data=data, limit=limit, offset=offset, total=total))
+
+
+@router.get("/connections", response_model=Envelope[list[schemas.ConnectionOut]])
+def list_connections(org: OrgRead, store: StoreDep) -> dict[str, object]:
+    """Connections; URLs as stored (``${VAR}`` kept), literal passwords redacted."""
+    with store.session() as session:
+        return ok([present.connection(c) for c in catalog.list_connections(session, org.org_id)])
+
+
+@router.post("/connections", response_model=Envelope[schemas.ConnectionOut])
+def put_connection(org: OrgAdmin, store: StoreDep, body: schemas.ConnectionIn) -> dict[str, object]:
+    """Create or replace the mapping of an SML connection name to a warehouse URL.
+    Keep secrets out of it: write ``${VAR}`` and set the variable on the workers."""
+    with store.session() as session:
+        row = catalog.upsert_connection(
+            session, org.org_id, body.name, body.url, aggregate_schema=body.aggregate_schema,
+            database_override=body.database_override, schema_override=body.schema_override,
+        )  # fmt: skip
+        return ok(present.connection(row))
+
+
+@router.delete("/connections/{name}", response_model=Envelope[str])
+def delete_connection(org: OrgAdmin, store: StoreDep, name: str) -> dict[str, object]:
+    with store.session() as session:
+        catalog.delete_connection(session, org.org_id, name)
+    return ok(f"successfully deleted connection: [{name}]")

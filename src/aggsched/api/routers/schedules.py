@@ -1,0 +1,221 @@
+"""Cube schedules and on-demand builds: AtScale's five cube-level seed endpoints, plus
+reading one schedule and pausing/resuming it (extensions).
+
+Deleting a schedule is a soft delete: it stops firing at once (``next_fire_at`` cleared)
+and disappears from the list, but ``.../scheduler/history/jobId/{jobId}`` still answers
+with its executions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from sqlalchemy.orm import Session
+
+from aggsched.api import present, schemas
+from aggsched.api.deps import CubeId, JobId, OrgRead, OrgWrite, ProjectId, StoreDep
+from aggsched.api.envelope import Envelope, FieldProblem, ok
+from aggsched.api.errors import ApiError, bad_request
+from aggsched.cron import CronExpression, CronSyntaxError, CronTimeZoneError
+from aggsched.engine.queueing import queue_batch
+from aggsched.store import catalog, schedules, utcnow
+from aggsched.store.errors import NotFoundError
+from aggsched.store.models import BatchType, Cube
+
+PATH = "aggregate/create"
+router = APIRouter(
+    prefix="/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation",
+    tags=["schedules"],
+)
+
+
+def find_cube(session: Session, org_id: str, project_id: uuid.UUID, cube_id: uuid.UUID) -> Cube:
+    """The cube; 404 when the project or cube is not the org's, 400 when the cube is
+    the org's but belongs to another project."""
+    try:
+        return catalog.get_cube(session, org_id, project_id, cube_id)
+    except NotFoundError:
+        catalog.get_project(session, org_id, project_id)
+        other = session.get(Cube, cube_id)
+        if other is not None and other.org_id == org_id and other.deleted_at is None:
+            raise bad_request(
+                "cubeId", f"cube {cube_id} belongs to project {other.project_id}, not {project_id}"
+            ) from None
+        raise
+
+
+def next_fire(text: str, time_zone: str, now: datetime) -> datetime | None:
+    """Validate the expression and compute its first fire time; 400 with the parser's
+    message and position when Quartz would reject it."""
+    try:
+        return CronExpression.parse(text, time_zone).next_after(now)
+    except CronSyntaxError as exc:
+        problem = f"{exc.message} (at position {exc.position})"
+        raise ApiError(
+            400, f"invalid time_expression {text!r}: {problem}",
+            errors=[FieldProblem(field="time_expression", problem=problem)],
+        ) from exc  # fmt: skip
+    except CronTimeZoneError as exc:
+        raise bad_request("time_zone", str(exc)) from exc
+
+
+def _listing(session: Session, rows: list) -> list[schemas.ScheduleOut]:  # type: ignore[type-arg]
+    latest = schedules.latest_executions(session, [row.job_id for row in rows])
+    return [present.schedule(row, latest.get(row.job_id)) for row in rows]
+
+
+@router.get("/scheduler", response_model=Envelope[list[schemas.ScheduleOut]])
+def list_cube_schedules(
+    org: OrgRead, store: StoreDep, projectId: ProjectId, cubeId: CubeId
+) -> dict[str, object]:
+    """The cube's schedules (deleted ones are not listed), oldest first."""
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        return ok(_listing(session, schedules.list_schedules(session, org.org_id, cube.id)))
+
+
+def _merge(body: schemas.ScheduleCreate | None, query: schemas.ScheduleCreate) -> dict:  # type: ignore[type-arg]
+    """Body values win over query parameters; both are seen in the wild."""
+    merged = query.model_dump(exclude_none=True)
+    if body is not None:
+        merged.update(body.model_dump(exclude_none=True))
+    return merged
+
+
+@router.post("/scheduler", response_model=Envelope[schemas.ScheduleOut])
+def create_cube_schedule(
+    org: OrgWrite,
+    store: StoreDep,
+    projectId: ProjectId,
+    cubeId: CubeId,
+    body: Annotated[schemas.ScheduleCreate | None, Body()] = None,
+    time_expression: Annotated[str | None, Query(max_length=255)] = None,
+    path: Annotated[str | None, Query(max_length=255)] = None,
+    full_build: bool | None = None,
+    time_zone: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, object]:
+    """Create a schedule from a Quartz cron ``time_expression`` (JSON body or query)."""
+    query = schemas.ScheduleCreate(
+        time_expression=time_expression, path=path, full_build=full_build, time_zone=time_zone
+    )
+    values = _merge(body, query)
+    text = values.get("time_expression")
+    if not text or not str(text).strip():
+        raise bad_request("time_expression", "required (a Quartz cron expression)")
+    if values.get("path", PATH) != PATH:
+        raise bad_request("path", f"must be {PATH!r}, got {values['path']!r}")
+    zone = values.get("time_zone") or "UTC"
+    now = utcnow()
+    fire_at = next_fire(text, zone, now)
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        row = schedules.create_schedule(
+            session, org_id=org.org_id, project_id=cube.project_id, cube_id=cube.id,
+            time_expression=text, next_fire_at=fire_at, time_zone=zone, path=PATH,
+            full_build=values.get("full_build", True), created_by_user=org.username, now=now,
+        )  # fmt: skip
+        return ok(present.schedule(row, None))
+
+
+@router.get("/scheduler/jobId/{jobId}", response_model=Envelope[schemas.ScheduleOut])
+def get_cube_schedule(
+    org: OrgRead, store: StoreDep, projectId: ProjectId, cubeId: CubeId, jobId: JobId
+) -> dict[str, object]:
+    """One schedule (extension)."""
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        row = schedules.get_schedule(session, org.org_id, jobId, cube_id=cube.id)
+        return ok(present.schedule(row, schedules.latest_execution(session, row.job_id)))
+
+
+@router.delete("/scheduler/jobId/{jobId}", response_model=Envelope[str])
+def delete_cube_schedule(
+    org: OrgWrite, store: StoreDep, projectId: ProjectId, cubeId: CubeId, jobId: JobId
+) -> dict[str, object]:
+    """Soft-delete: stops firing at once; its history stays readable."""
+    with store.session() as session:
+        cube = find_cube(
+            session,
+            org.org_id,
+            projectId,
+            cubeId,
+        )
+        schedules.delete_schedule(session, org.org_id, jobId, cube_id=cube.id)
+    return ok(f"successfully deleted jobId: [{jobId}]")
+
+
+def _set_active(
+    store: StoreDep, org_id: str, project_id: uuid.UUID, cube_id: uuid.UUID,
+    job_id: uuid.UUID, active: bool,
+) -> dict[str, object]:  # fmt: skip
+    with store.session() as session:
+        cube = find_cube(session, org_id, project_id, cube_id)
+        row = schedules.get_schedule(session, org_id, job_id, cube_id=cube.id)
+        fire_at = next_fire(row.time_expression, row.time_zone, utcnow()) if active else None
+        row = schedules.set_schedule_active(session, org_id, job_id, active, next_fire_at=fire_at)
+        return ok(present.schedule(row, schedules.latest_execution(session, row.job_id)))
+
+
+@router.post("/scheduler/jobId/{jobId}/pause", response_model=Envelope[schemas.ScheduleOut])
+def pause_schedule(
+    org: OrgWrite, store: StoreDep, projectId: ProjectId, cubeId: CubeId, jobId: JobId
+) -> dict[str, object]:
+    """Stop firing (``active`` false) until resumed (extension)."""
+    return _set_active(store, org.org_id, projectId, cubeId, jobId, False)
+
+
+@router.post("/scheduler/jobId/{jobId}/resume", response_model=Envelope[schemas.ScheduleOut])
+def resume_schedule(
+    org: OrgWrite, store: StoreDep, projectId: ProjectId, cubeId: CubeId, jobId: JobId
+) -> dict[str, object]:
+    """Fire again from the next time after now (missed firings are not replayed)."""
+    return _set_active(store, org.org_id, projectId, cubeId, jobId, True)
+
+
+@router.get("/scheduler/history/jobId/{jobId}", response_model=Envelope[schemas.ScheduleHistory])
+def schedule_history(
+    org: OrgRead,
+    store: StoreDep,
+    projectId: ProjectId,
+    cubeId: CubeId,
+    jobId: JobId,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+) -> dict[str, object]:
+    """The schedule's executions, newest first (also for a deleted schedule)."""
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        schedules.get_schedule(session, org.org_id, jobId, cube_id=cube.id, include_deleted=True)
+        rows, total = schedules.execution_history(session, jobId, limit=limit, offset=offset)
+        history = [present.execution(row) for row in rows]
+    payload = schemas.ScheduleHistory(
+        history=history, job_id=str(jobId), limit=limit, offset=offset, total=total
+    )
+    return ok(payload)
+
+
+@router.post("/execute", response_model=Envelope[schemas.ExecuteResult])
+def execute(
+    org: OrgWrite,
+    store: StoreDep,
+    projectId: ProjectId,
+    cubeId: CubeId,
+    body: Annotated[schemas.ExecuteBody | None, Body()] = None,
+    full_build: bool | None = None,
+) -> dict[str, object]:
+    """Queue an incremental (or, with ``full_build=true``, full) rebuild of the cube;
+    when the cube already has a pending batch, that batch absorbs the request."""
+    full = bool(body.full_build) if body is not None and body.full_build is not None else False
+    full = full or bool(full_build)
+    kind = BatchType.FULL_REBUILD if full else BatchType.INCREMENTAL_REBUILD
+    with store.session() as session:
+        cube = find_cube(session, org.org_id, projectId, cubeId)
+        queued = queue_batch(session, cube, kind, requested_by=org.username)
+        result = schemas.ExecuteResult(
+            success=True, batch_id=str(queued.batch.id), batchType=queued.batch.batch_type,
+            coalesced=queued.coalesced,
+        )  # fmt: skip
+    return ok(result)
