@@ -16,9 +16,11 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from aggsched.cli import cron_cmd
+    from aggsched.cli import build_cmd, catalog_cmd, cron_cmd
 
     cron_cmd.register(app)
+    catalog_cmd.register(app)
+    build_cmd.register(app)
 
 
 _register_all()
