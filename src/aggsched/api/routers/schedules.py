@@ -8,6 +8,7 @@ with its executions.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -47,10 +48,23 @@ def find_cube(session: Session, org_id: str, project_id: uuid.UUID, cube_id: uui
         raise
 
 
+def _check_field_count(text: str) -> None:
+    """Quartz silently ignores fields after the year; AtScale users mean 6 or 7, so
+    more is refused here (fewer is left to the parser, which reports where it ends)."""
+    fields = list(re.finditer(r"\S+", text))
+    if len(fields) > 7:
+        raise CronSyntaxError(
+            f"expected 6 or 7 fields (sec min hour day-of-month month day-of-week [year]), "
+            f"got {len(fields)}",
+            fields[7].start(),
+        )
+
+
 def next_fire(text: str, time_zone: str, now: datetime) -> datetime | None:
     """Validate the expression and compute its first fire time; 400 with the parser's
     message and position when Quartz would reject it."""
     try:
+        _check_field_count(text)
         return CronExpression.parse(text, time_zone).next_after(now)
     except CronSyntaxError as exc:
         problem = f"{exc.message} (at position {exc.position})"
