@@ -21,6 +21,12 @@ def _register_all() -> None:
     cron_cmd.register(app)
     catalog_cmd.register(app)
     build_cmd.register(app)
+    from aggsched.cli import server_cmd
+
+    server_cmd.register(app)
+    from aggsched.cli import admin_cmd
+
+    admin_cmd.register(app)
 
 
 _register_all()
