@@ -220,8 +220,14 @@ def step_sql(
     source: lattice.Candidate[Built] | None,
     previous: ActiveInstance | None,
     mode: StepMode,
-) -> str:
-    """The CREATE TABLE ... AS statement of one step (shared by runs and dry runs)."""
+) -> list[str]:
+    """The statements of one step (shared by runs and dry runs).
+
+    A full build is one CREATE TABLE ... AS into a new table. An incremental build
+    deletes the partitions from `watermark - grace` on from the active table and inserts
+    them recomputed; the runner wraps both in one warehouse transaction.
+    """
+    dialect = where.target.dialect
     since = None
     if mode is StepMode.INCREMENTAL:
         assert previous is not None and previous.watermark is not None and spec.incremental
@@ -230,13 +236,15 @@ def step_sql(
         )
     if source is not None:
         src_table = sqlgen.table(source.key.table, source.key.schema)
-        query: exp.Query = sqlgen.derived_select(spec, source.spec, src_table, since)
+        query = sqlgen.derived_select(spec, source.spec, src_table, since)
     else:
         query = sqlgen.base_select(spec, where.target, since)
-    if mode is StepMode.INCREMENTAL and since is not None and previous is not None:
-        old = sqlgen.table(previous.table_name, previous.table_schema)
-        query = sqlgen.incremental_select(spec, old, query, since)  # type: ignore[arg-type]
-    return sqlgen.render(sqlgen.create_table_as(dest, query), where.target.dialect)
+    if since is None:
+        return [sqlgen.render(sqlgen.create_table_as(dest, query), dialect)]
+    return [
+        sqlgen.render(sqlgen.delete_since(dest, spec, since), dialect),
+        sqlgen.render(sqlgen.insert_select(dest, spec, query), dialect),
+    ]
 
 
 class BatchRunner:
@@ -362,7 +370,8 @@ class BatchRunner:
             self._record_refusal(ctx, state, instance_id, refused)
             result.status, result.error = refused.status, str(refused)
             return result
-        result.table = table_name(instance_id, spec.name)
+        in_place = step.mode is StepMode.INCREMENTAL and state.active is not None
+        result.table = state.active.table_name if in_place else table_name(instance_id, spec.name)
         self._start_instance(ctx, state, instance_id, where.schema, result.table)
         wh = pool.get(where.url)
         source = lattice.choose_source(spec, (c for c in built if c.key.url == where.url))
@@ -372,19 +381,20 @@ class BatchRunner:
                 spec, where, wh, source, step, result.table, settings, token
             )
             result.sql = sql
-            self._guard(state.active, rows, settings)
+            self._guard(state.active, rows, settings, in_place)
         except (WarehouseError, BuildRefused) as exc:
             result.seconds = time.monotonic() - started
             result.status = _failure_status(exc)
             result.error = _describe(exc, settings)
             result.sql = result.sql or getattr(exc, "sql", None)
-            _drop_quietly(wh, where.schema, result.table)
-            self._record_failure(instance_id, result)
+            if not in_place:  # an incremental build rolled back; the active table is intact
+                _drop_quietly(wh, where.schema, result.table)
+            self._record_failure(instance_id, result, drop=not in_place)
             return result
         result.seconds = time.monotonic() - started
         result.rows = rows
         result.status = InstanceStatus.ACTIVE
-        self._activate(instance_id, result, new_mark, source, settings)
+        self._activate(instance_id, result, new_mark, source, settings, in_place)
         key = Built(instance_id, where.schema, result.table, where.url, new_mark)
         built.append(lattice.Candidate(key, spec, rows))
         return result
@@ -435,9 +445,14 @@ class BatchRunner:
             new_mark = source.key.watermark if source else self._watermark(spec, where, wh)
         wh.ensure_schema(where.schema)
         dest = sqlgen.table(table, where.schema)
-        sql = step_sql(spec, where, dest, source, previous, step.mode)
-        wh.execute(sql, timeout=settings.timeout_seconds)
-        return wh.row_count(where.schema, table), new_mark, sql
+        statements = step_sql(spec, where, dest, source, previous, step.mode)
+        if len(statements) == 1:
+            wh.execute(statements[0], timeout=settings.timeout_seconds)
+        else:
+            with wh.transaction():
+                for statement in statements:
+                    wh.execute(statement, timeout=settings.timeout_seconds)
+        return wh.row_count(where.schema, table), new_mark, ";\n".join(statements)
 
     def _watermark(self, spec: DefinitionSpec, where: _Where, wh: Warehouse) -> str | None:
         """Read before the build: rows appended meanwhile are recomputed next time."""
@@ -445,9 +460,14 @@ class BatchRunner:
         return watermark.encode(row[0]) if row and row[0] is not None else None
 
     @staticmethod
-    def _guard(active: ActiveInstance | None, rows: int, settings: BuildSettings) -> None:
-        """Never let an empty (or, if configured, much smaller) table replace a good one."""
-        if active is None or active.rows <= 0:
+    def _guard(
+        active: ActiveInstance | None, rows: int, settings: BuildSettings, in_place: bool
+    ) -> None:
+        """Never let an empty (or, if configured, much smaller) table replace a good one.
+
+        An incremental build has already changed the active table in place, so it is not
+        second-guessed here: appends only add partitions."""
+        if active is None or active.rows <= 0 or in_place:
             return
         if rows == 0:
             raise BuildRefused(
@@ -500,7 +520,9 @@ class BatchRunner:
                 materialization_end_time=utcnow(),
             )
 
-    def _record_failure(self, instance_id: uuid.UUID, result: StepResult) -> None:
+    def _record_failure(self, instance_id: uuid.UUID, result: StepResult, drop: bool) -> None:
+        """Record the failure; `drop` schedules the (already dropped) table's cleanup check,
+        which an incremental build's table — the active one — must never get."""
         with self.store.session() as s:
             catalog.set_instance_status(
                 s,
@@ -511,7 +533,7 @@ class BatchRunner:
                 sql=result.sql,
                 build_duration=result.seconds,
                 materialization_end_time=utcnow(),
-                drop_after=utcnow(),
+                drop_after=utcnow() if drop else None,
             )
 
     def _activate(
@@ -521,6 +543,7 @@ class BatchRunner:
         new_mark: str | None,
         source: lattice.Candidate[Built] | None,
         settings: BuildSettings,
+        in_place: bool,
     ) -> None:
         with self.store.session() as s:
             instance = catalog.set_instance_status(
@@ -535,7 +558,9 @@ class BatchRunner:
                 message=f"built from {result.source}" if result.source else "built from base",
             )
             instance.source_instance_id = source.key.instance_id if source else None
-            catalog.activate_instance(s, instance_id, grace=settings.drop_grace)
+            catalog.activate_instance(
+                s, instance_id, grace=settings.drop_grace, takes_over_table=in_place
+            )
 
     def _finish(
         self,

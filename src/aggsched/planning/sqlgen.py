@@ -292,28 +292,18 @@ def output_columns(spec: DefinitionSpec) -> list[str]:
     return cols
 
 
-def incremental_select(
-    spec: DefinitionSpec, previous: exp.Table, fresh: exp.Select, since: exp.Expression
-) -> exp.Union:
-    """The next version of an incremental aggregate: the previous table's partitions older
-    than `since` (and any NULL partition) plus `fresh`, which recomputes the rest.
-
-    Built as a new table like any other build, so it is swapped in atomically and readers of
-    the previous table are never disturbed.
-    """
+def delete_since(dest: exp.Table, spec: DefinitionSpec, since: exp.Expression) -> exp.Delete:
+    """Remove the partitions an incremental build recomputes (`partition >= since`)."""
     if spec.incremental is None:
         raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
-    inc = exp.column(ident(naming.incremental_column(spec.incremental.column)))
-    kept = (
-        exp.select(*(exp.column(ident(c)) for c in output_columns(spec)))
-        .from_(previous)
-        .where(
-            exp.or_(
-                exp.LT(this=inc, expression=since), exp.Is(this=inc.copy(), expression=exp.null())
-            )
-        )
-    )
-    return exp.union(kept, fresh, distinct=False)
+    col = ident(naming.incremental_column(spec.incremental.column))
+    return exp.delete(dest, where=exp.GTE(this=exp.column(col), expression=since))
+
+
+def insert_select(dest: exp.Table, spec: DefinitionSpec, query: exp.Select) -> exp.Insert:
+    """INSERT with the explicit column list, so column order never matters."""
+    columns = exp.Schema(this=dest, expressions=[ident(c) for c in output_columns(spec)])
+    return exp.insert(query, columns)
 
 
 def create_table_as(dest: exp.Table, query: exp.Query) -> exp.Create:

@@ -474,13 +474,16 @@ def activate_instance(
     *,
     grace: timedelta = timedelta(minutes=10),
     now: datetime | None = None,
+    takes_over_table: bool = False,
 ) -> AggregateInstance | None:
     """Make ``instance_id`` the active one of its definition; returns the one it replaced.
 
     In the caller's single transaction the previous active instance becomes ``deleted``
     (its table may be dropped after ``grace``, once running queries are done) and the
     new one ``active``. A concurrent second activation hits the one-active unique index
-    and raises ``ConflictError`` instead of leaving two active tables.
+    and raises ``ConflictError`` instead of leaving two active tables. With
+    ``takes_over_table`` (an incremental build updated the previous instance's table in
+    place) the previous instance's table is never dropped: it is the new one's.
     """
     when = now or utcnow()
     instance = session.get(AggregateInstance, instance_id)
@@ -495,7 +498,11 @@ def activate_instance(
             AggregateInstance.definition_id == instance.definition_id,
             AggregateInstance.status == InstanceStatus.ACTIVE.value,
         )
-        .values(status=InstanceStatus.DELETED.value, drop_after=when + grace, updated_at=when)
+        .values(
+            status=InstanceStatus.DELETED.value,
+            drop_after=None if takes_over_table else when + grace,
+            updated_at=when,
+        )
         .execution_options(synchronize_session="fetch")
     )
     instance.status = InstanceStatus.ACTIVE.value
@@ -584,3 +591,52 @@ def get_cube_by_id(session: Session, org_id: str, cube_id: uuid.UUID) -> Cube:
     if cube is None or cube.org_id != org_id or cube.deleted_at is not None:
         raise NotFoundError(f"cube {cube_id} not found in organization {org_id!r}")
     return cube
+
+
+def fail_unfinished_instances(
+    session: Session, batch_id: uuid.UUID, message: str, now: datetime | None = None
+) -> list[AggregateInstance]:
+    """The batch's instances left ``inprogress`` become ``failed``, their tables due for
+    dropping now (a lost worker's partial tables); returns them."""
+    when = now or utcnow()
+    stmt = select(AggregateInstance).where(
+        AggregateInstance.batch_id == batch_id,
+        AggregateInstance.status == InstanceStatus.INPROGRESS.value,
+    )
+    instances = list(session.scalars(stmt))
+    for instance in instances:
+        instance.status = InstanceStatus.FAILED.value
+        instance.message = message
+        instance.error = message
+        instance.materialization_end_time = when
+        instance.drop_after = when
+    session.flush()
+    return instances
+
+
+def cube_connection_names(session: Session, cube_id: uuid.UUID) -> set[str]:
+    """The SML connections the cube's live aggregates build on."""
+    stmt = select(AggregateDefinition.connection_id).where(
+        AggregateDefinition.cube_id == cube_id, AggregateDefinition.removed_at.is_(None)
+    )
+    return set(session.scalars(stmt.distinct()))
+
+
+def cubes_using_connections(session: Session, org_id: str, names: Iterable[str]) -> set[uuid.UUID]:
+    """Cubes of the organization with a live aggregate on one of these connections."""
+    wanted = list(names)
+    if not wanted:
+        return set()
+    stmt = select(AggregateDefinition.cube_id).where(
+        AggregateDefinition.org_id == org_id,
+        AggregateDefinition.connection_id.in_(wanted),
+        AggregateDefinition.removed_at.is_(None),
+    )
+    return set(session.scalars(stmt.distinct()))
+
+
+def lock_cube(session: Session, cube_id: uuid.UUID) -> Cube | None:
+    """The cube row locked until the transaction ends (PostgreSQL), so concurrent
+    requests for one cube's batch queue one after the other and coalesce."""
+    stmt = select(Cube).where(Cube.id == cube_id).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
