@@ -65,6 +65,57 @@ class Settings(BaseSettings):
         description="OIDC mode: claim naming the user (falls back to `sub`).",
     )
 
+    node_id: str | None = Field(
+        default=None,
+        description="Name of this node in batch `worker_id`s and leases; default: "
+        "`<hostname>-<pid>-<random>`.",
+    )
+    max_concurrent_builds: int = Field(
+        default=2, ge=0, description="Build batches one node runs at once (0: no workers)."
+    )
+    max_builds_per_connection: int = Field(
+        default=1,
+        ge=1,
+        description="Build batches one node runs at once against one SML connection.",
+    )
+    heartbeat_seconds: float = Field(
+        default=2.0, gt=0, description="How often a running batch proves its worker is alive."
+    )
+    stale_after_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A running batch without a heartbeat for this long is recovered by any "
+        "live node (re-queued once, then failed 'worker lost').",
+    )
+    misfire_threshold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A fire later than this (nothing was running) is a misfire: it fires "
+        "once now and the schedule resumes its cadence (Quartz's default is 60 s).",
+    )
+    scheduler_batch_size: int = Field(
+        default=200, ge=1, description="Due schedules one scheduler transaction fires at most."
+    )
+    scheduler_idle_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest scheduler sleep without a wake-up (a safety poll; changes "
+        "normally wake it at once through LISTEN/NOTIFY or the in-process hook).",
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="Longest idle worker wait before looking for batches."
+    )
+    scheduler_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="SQLite only: lifetime of the single-scheduler lease (renewed while alive).",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, how long running builds may finish before they are cancelled.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

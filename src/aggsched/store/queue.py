@@ -9,6 +9,7 @@ statement, so two processes can never both move the same row out of ``pending``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import exists, select, update
@@ -22,19 +23,28 @@ INPROGRESS = BatchStatus.INPROGRESS.value
 
 
 def claim_next_batch(
-    session: Session, worker_id: str, now: datetime | None = None
+    session: Session,
+    worker_id: str,
+    now: datetime | None = None,
+    *,
+    exclude_cube_ids: Collection[uuid.UUID] = (),
 ) -> BuildBatch | None:
     """Move the oldest claimable pending batch to ``inprogress`` for ``worker_id``.
 
     A batch is claimable when no other batch of the same cube is in progress, so one
-    cube is never built twice at once. Returns None when nothing is claimable.
+    cube is never built twice at once. Batches of ``exclude_cube_ids`` are left for others
+    (a worker whose warehouse connection is saturated). Returns None when nothing is
+    claimable.
     """
     when = now or utcnow()
     running = aliased(BuildBatch)
     cube_busy = exists().where(running.cube_id == BuildBatch.cube_id, running.status == INPROGRESS)
+    conditions = [BuildBatch.status == PENDING, ~cube_busy]
+    if exclude_cube_ids:
+        conditions.append(BuildBatch.cube_id.not_in(list(exclude_cube_ids)))
     candidate = (
         select(BuildBatch.id)
-        .where(BuildBatch.status == PENDING, ~cube_busy)
+        .where(*conditions)
         .order_by(BuildBatch.create_date, BuildBatch.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -113,18 +123,19 @@ def recover_stale_batches(
     stale_before: datetime,
     max_attempts: int,
     now: datetime | None = None,
+    org_id: str | None = None,
 ) -> list[BuildBatch]:
     """Batches whose worker stopped heartbeating: requeue them, or fail them when spent.
 
     A batch already claimed ``max_attempts`` times becomes ``failed``; the others go back
-    to ``pending`` so another worker picks them up. Returns the batches changed.
+    to ``pending`` so another worker picks them up. Returns the batches changed. With
+    ``org_id`` only that organization's batches (each has its own max attempts setting).
     """
     when = now or utcnow()
-    stale = (
-        select(BuildBatch)
-        .where(BuildBatch.status == INPROGRESS, BuildBatch.heartbeat_at < stale_before)
-        .with_for_update(skip_locked=True)
-    )
+    conditions = [BuildBatch.status == INPROGRESS, BuildBatch.heartbeat_at < stale_before]
+    if org_id is not None:
+        conditions.append(BuildBatch.org_id == org_id)
+    stale = select(BuildBatch).where(*conditions).with_for_update(skip_locked=True)
     batches = list(session.scalars(stale))
     for batch in batches:
         if batch.cancel_requested or batch.attempts >= max_attempts:

@@ -26,6 +26,7 @@ __all__ = [
     "claim_due_schedules",
     "create_schedule",
     "delete_schedule",
+    "earliest_next_fire",
     "execution_history",
     "get_schedule",
     "latest_execution",
@@ -125,6 +126,14 @@ def set_schedule_active(
     schedule.next_fire_at = next_fire_at if active else None
     session.flush()
     return schedule
+
+
+def earliest_next_fire(session: Session) -> datetime | None:
+    """When the next schedule is due (the scheduler sleeps until then); None: none is."""
+    stmt = select(func.min(Schedule.next_fire_at)).where(
+        Schedule.active.is_(True), Schedule.deleted_at.is_(None)
+    )
+    return session.scalar(stmt)
 
 
 def advance_schedule(session: Session, schedule: Schedule, next_fire_at: datetime | None) -> None:
