@@ -43,9 +43,9 @@ def readyz(store: StoreDep) -> dict[str, object]:
 
 @router.get(
     "/{orgId}/auth",
-    response_class=PlainTextResponse,
+    response_model=None,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "a bearer token (JWT)"}},
+                     "description": "a bearer token (JWT) as plain text"}},
 )  # fmt: skip
 def login(
     orgId: str,
