@@ -279,7 +279,7 @@ class BatchRunner:
         stop_heartbeat = self._start_heartbeat(ctx.batch_id, token)
         results: list[StepResult] = []
         try:
-            drop_expired_tables(self.store, self._open)
+            drop_expired_tables(self.store, pool)
             steps = plan_batch(ctx.batch_type, ctx.states)
             if self.on_plan:
                 self.on_plan(steps)
@@ -294,10 +294,10 @@ class BatchRunner:
                 results.append(result)
                 if self.on_step:
                     self.on_step(result)
+            drop_expired_tables(self.store, pool)
         finally:
             stop_heartbeat()
             pool.close()
-        drop_expired_tables(self.store, self._open)
         return self._finish(ctx, steps, results, settings, token)
 
     def _load(self, batch_id: uuid.UUID) -> _Context:
@@ -443,7 +443,8 @@ class BatchRunner:
         new_mark = previous.watermark if previous else None
         if spec.incremental is not None:
             new_mark = source.key.watermark if source else self._watermark(spec, where, wh)
-        wh.ensure_schema(where.schema)
+        if step.mode is StepMode.FULL:
+            wh.ensure_schema(where.schema)
         dest = sqlgen.table(table, where.schema)
         statements = step_sql(spec, where, dest, source, previous, step.mode)
         if len(statements) == 1:
@@ -655,7 +656,7 @@ def _drop_quietly(wh: Warehouse, schema: str, table: str) -> None:
 
 
 class _Pool:
-    """One open warehouse per URL for the length of a batch."""
+    """One open warehouse per URL, shared by the steps and cleanup of one batch."""
 
     def __init__(self, opener: WarehouseOpener) -> None:
         self._open = opener
@@ -672,9 +673,10 @@ class _Pool:
         self._open_ones.clear()
 
 
-def drop_expired_tables(store: Store, opener: WarehouseOpener, limit: int = 500) -> int:
+def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit: int = 500) -> int:
     """Drop the tables of replaced, invalid and failed instances whose grace period is over.
 
+    `warehouses` is an open batch's pool or an opener (a pool is made and closed here).
     Returns how many tables were dropped; an unreachable warehouse is tried again next time.
     """
     with store.session() as s:
@@ -687,7 +689,9 @@ def drop_expired_tables(store: Store, opener: WarehouseOpener, limit: int = 500)
             for org in {d[1] for d in due}
             for c in catalog.list_connections(s, org)
         }
-    pool = _Pool(opener)
+    if not due:
+        return 0
+    pool = warehouses if isinstance(warehouses, _Pool) else _Pool(warehouses)
     dropped = 0
     try:
         for instance_id, org_id, conn_name, schema, table in due:
@@ -703,7 +707,8 @@ def drop_expired_tables(store: Store, opener: WarehouseOpener, limit: int = 500)
             with store.session() as s:
                 catalog.mark_table_dropped(s, instance_id)
     finally:
-        pool.close()
+        if pool is not warehouses:
+            pool.close()
     return dropped
 
 
@@ -773,10 +778,13 @@ def preview_batch(
             continue
         source = lattice.choose_source(spec, candidates)
         name = table_name(uuid.UUID(int=0), spec.name).replace("00000000", "<new id>")
-        sql = step_sql(
+        if step.mode is StepMode.INCREMENTAL and state.active:
+            name = state.active.table_name
+        statements = step_sql(
             spec, where, sqlgen.table(name, where.schema), source, state.active, step.mode
         )
-        preview.append(PreviewStep(spec.name, step.mode, source.spec.name if source else None, sql))
+        source_name = source.spec.name if source else None
+        preview.append(PreviewStep(spec.name, step.mode, source_name, ";\n".join(statements)))
         rows = state.active.rows if state.active else 10**12
         candidates.append(
             lattice.Candidate(Built(state.id, where.schema, name, "", None), spec, rows)
