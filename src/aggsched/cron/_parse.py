@@ -271,6 +271,12 @@ class _QuartzParser:
             if kind != DAY_OF_MONTH:
                 raise _ParseError(f"'W' option is not valid here. (pos={i})", i)
             self.nearest_weekday = True
+            if val == 0:  # Deliberate deviation: Quartz accepts 0W, then loops forever.
+                raise _ParseError(
+                    "The 'W' option needs a day of the month from 1 to 31 (Quartz accepts "
+                    "'0W' but never finds a fire time)",
+                    i,
+                )
             if val > 31:
                 raise _ParseError(
                     "The 'W' option does not make sense with values larger than 31 "
