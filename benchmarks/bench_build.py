@@ -76,7 +76,9 @@ def make_repo(target: Path, incremental: bool) -> Path:
     text = model.read_text().replace(
         "metrics:\n", "metrics:\n" + "".join(f"  - unique_name: {n}\n" for n in EXTRA_METRICS), 1
     )
-    aggs = [{"unique_name": n, "label": n, "metrics": METRICS, "attributes": a} for n, a in AGGREGATES]
+    aggs = [
+        {"unique_name": n, "label": n, "metrics": METRICS, "attributes": a} for n, a in AGGREGATES
+    ]
     model.write_text(text + yaml.safe_dump({"aggregates": aggs}, sort_keys=False))
     if incremental:
         lineitem = repo / "datasets" / "lineitem.yml"
@@ -133,16 +135,15 @@ def append_one_percent(url: str) -> int:
         cols = [r[0] for r in wh.fetch_all('DESCRIBE "TPCH_SF1"."LINEITEM"')]
         total = wh.row_count("TPCH_SF1", "LINEITEM")
         (last,) = wh.fetch_one('SELECT MAX("L_SHIPDATE") FROM "TPCH_SF1"."LINEITEM"')
-        year_rows = wh.fetch_one(
-            f"SELECT COUNT(*) FROM \"TPCH_SF1\".\"LINEITEM\" WHERE \"L_SHIPDATE\" > DATE '{last}' - 365"
-        )[0]
+        recent = f"\"L_SHIPDATE\" > DATE '{last}' - 365"
+        year_rows = wh.fetch_one(f'SELECT COUNT(*) FROM "TPCH_SF1"."LINEITEM" WHERE {recent}')[0]
         every = max(1, round(year_rows / (total * 0.01)))
         select = ", ".join(
-            f"\"{c}\" + INTERVAL 365 DAY AS \"{c}\"" if c == "L_SHIPDATE" else f'"{c}"' for c in cols
+            f'"{c}" + INTERVAL 365 DAY AS "{c}"' if c == "L_SHIPDATE" else f'"{c}"' for c in cols
         )
         wh.execute(
             f'INSERT INTO "TPCH_SF1"."LINEITEM" SELECT {select} FROM "TPCH_SF1"."LINEITEM" '
-            f"WHERE \"L_SHIPDATE\" > DATE '{last}' - 365 AND \"L_ORDERKEY\" % {every} = 0"
+            f'WHERE {recent} AND "L_ORDERKEY" % {every} = 0'
         )
         return wh.row_count("TPCH_SF1", "LINEITEM") - total
 
@@ -165,8 +166,10 @@ def main() -> None:
         added = append_one_percent(url)
         incremental = timed_batch(store, cube, BatchType.INCREMENTAL_REBUILD)
         full = timed_batch(store, cube, BatchType.FULL_REBUILD)
-        print(f"after appending {added} lineitem rows (1%): incremental {incremental:.2f} s, "
-              f"full rebuild {full:.2f} s, ratio {incremental / full:.3f} (target <= 0.1)")  # fmt: skip
+        print(
+            f"after appending {added} lineitem rows (1%): incremental {incremental:.2f} s, "
+            f"full rebuild {full:.2f} s, ratio {incremental / full:.3f} (target <= 0.1)"
+        )
         store.dispose()
 
 
