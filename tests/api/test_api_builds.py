@@ -102,3 +102,25 @@ def test_cancel_pending_batch(api: ApiEnv) -> None:
     missing = api.client.get(f"/org/default/aggregates-creation/builds/{uuid.uuid4()}",
                              headers=api.headers())  # fmt: skip
     assert missing.status_code == 404
+
+
+def test_large_totals_are_cached_then_refreshed(api: ApiEnv, batch_ids: list[uuid.UUID]) -> None:
+    from aggsched.api.totals import TotalCounter
+    from aggsched.store import api_views
+
+    counter = TotalCounter(api.store, exact_up_to=2, max_age=0.0)
+    stmt = api_views.batch_history_stmt("default", cube_id=api.other_cube_id)
+    with api.store.session() as session:
+        exact = api_views.count_rows(session, stmt)
+        assert exact >= 5 and api_views.count_rows(session, stmt, cap=2) == 3
+        assert counter.total(session, "k", stmt) == exact
+        batches.create_batch(session, org_id="default", project_id=api.other_project_id,
+                             cube_id=api.other_cube_id, batch_type="full-rebuild")  # fmt: skip
+    with api.store.session() as session:
+        assert counter.total(session, "k", stmt) == exact  # stale value, refresh queued
+    counter._executor.submit(lambda: None).result()  # one worker: the refresh ran first
+    with api.store.session() as session:
+        assert counter.total(session, "k", stmt) == exact + 1
+    small = TotalCounter(api.store, exact_up_to=10_000)
+    with api.store.session() as session:
+        assert small.total(session, "s", stmt) == exact + 1

@@ -18,6 +18,7 @@ from aggsched.api import errors
 from aggsched.api.auth import Authenticator
 from aggsched.api.envelope import ErrorEnvelope
 from aggsched.api.routers import aggregates, builds, catalog, schedules, system
+from aggsched.api.totals import TotalCounter
 from aggsched.config import Settings
 from aggsched.store import Store
 from aggsched.store import catalog as store_catalog
@@ -85,6 +86,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store
     app.state.authenticator = Authenticator.from_settings(settings)
+    app.state.totals = TotalCounter(store)
     errors.install(app)
     for module in (system, builds, schedules, aggregates, catalog):
         app.include_router(module.router)

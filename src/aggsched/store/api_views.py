@@ -10,13 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, func, select
+from sqlalchemy import ColumnElement, Select, case, exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from aggsched.store._paging import page
+from aggsched.store._paging import check_page, page
 from aggsched.store.errors import InvalidValueError
-from aggsched.store.models import AggregateDefinition, AggregateInstance, InstanceStatus
+from aggsched.store.models import (
+    AggregateDefinition,
+    AggregateInstance,
+    BuildBatch,
+    InstanceStatus,
+)
 
 DEFINITION_STATUSES = ("active", "pending", "invalid")
 
@@ -147,3 +153,40 @@ def list_instances(
     if end_time is not None:
         stmt = stmt.where(model.materialization_end_time <= end_time)
     return page(session, stmt, [model.created_at.desc(), model.id.desc()], limit, offset)
+
+
+def batch_history_stmt(
+    org_id: str,
+    *,
+    project_id: uuid.UUID | None = None,
+    cube_id: uuid.UUID | None = None,
+    status: str | None = None,
+    batch_type: str | None = None,
+) -> Select[tuple[BuildBatch]]:
+    """The organization's batches matching the filters (unordered, unpaged)."""
+    stmt = select(BuildBatch).where(BuildBatch.org_id == org_id)
+    for column, value in (
+        (BuildBatch.project_id, project_id), (BuildBatch.cube_id, cube_id),
+        (BuildBatch.status, status), (BuildBatch.batch_type, batch_type),
+    ):  # fmt: skip
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
+def batch_history_page(
+    session: Session, stmt: Select[tuple[BuildBatch]], limit: int, offset: int
+) -> list[BuildBatch]:
+    """One page of ``stmt``, newest first (served by the history indexes)."""
+    check_page(limit, offset)
+    order = [BuildBatch.create_date.desc(), BuildBatch.id.desc()]
+    return list(session.scalars(stmt.order_by(*order).limit(limit).offset(offset)))
+
+
+def count_rows(session: Session, stmt: Select[Any], cap: int | None = None) -> int:
+    """Rows of ``stmt``; with ``cap``, stops counting after ``cap + 1`` (cheap check
+    of whether an exact count is small)."""
+    inner = stmt.with_only_columns(literal_column("1"), maintain_column_froms=True)
+    if cap is not None:
+        inner = inner.limit(cap + 1)
+    return int(session.scalar(select(func.count()).select_from(inner.subquery())) or 0)

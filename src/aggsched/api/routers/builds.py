@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
 from aggsched.api.deps import OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
-from aggsched.store import batches, catalog
+from aggsched.api.totals import TotalCounter
+from aggsched.store import api_views, batches, catalog
 from aggsched.store.models import BatchStatus, BatchType
 
 router = APIRouter(prefix="/org/{orgId}/aggregates-creation/builds", tags=["builds"])
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/org/{orgId}/aggregates-creation/builds", tags=["buil
 
 @router.get("/history", response_model=Envelope[schemas.BuildHistory])
 def build_history(
+    request: Request,
     org: OrgRead,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 10,
@@ -29,12 +31,16 @@ def build_history(
     status: BatchStatus | None = None,
     batchType: BatchType | None = None,
 ) -> dict[str, object]:
-    """The organization's batches, newest first (filters and ``total`` are extensions)."""
+    """The organization's batches, newest first (filters and ``total`` are extensions;
+    on very large histories ``total`` may lag new batches by a few seconds)."""
+    filters = {"project_id": projectId, "cube_id": cubeId,
+               "status": status.value if status else None,
+               "batch_type": batchType.value if batchType else None}  # fmt: skip
+    stmt = api_views.batch_history_stmt(org.org_id, **filters)
+    counter: TotalCounter = request.app.state.totals
     with store.session() as session:
-        rows, total = batches.list_batch_history(
-            session, org.org_id, limit=limit, offset=offset, project_id=projectId,
-            cube_id=cubeId, status=status, batch_type=batchType,
-        )  # fmt: skip
+        rows = api_views.batch_history_page(session, stmt, limit, offset)
+        total = counter.total(session, ("history", org.org_id, *filters.values()), stmt)
         data = [present.batch(row) for row in rows]
     payload = schemas.BuildHistory(
         data=data, force_pull=force_pull, limit=limit, offset=offset, total=total
