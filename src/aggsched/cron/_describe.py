@@ -79,10 +79,9 @@ def _time_part(f: ParsedFields) -> str:
         if every_hour:
             return clock + "every hour"
         return clock + _phrase(hours, "hour", 0, 23)
-    text = "At " + _phrase(secs, "second", 0, 59)
-    if secs == list(range(60)) and mins == list(range(60)):
-        text = "Every second"
-    else:
+    sec_phrase = _phrase(secs, "second", 0, 59)
+    text = sec_phrase.capitalize() if sec_phrase.startswith("every") else f"At {sec_phrase}"
+    if mins != list(range(60)) or not sec_phrase.startswith("every"):
         text += " of " + _phrase(mins, "minute", 0, 59)
     if not every_hour:
         text += ", " + _phrase(hours, "hour", 0, 23)
@@ -103,12 +102,13 @@ def _day_of_month_part(f: ParsedFields) -> str:
             if not f.last_day_offset:
                 return "on the last weekday of the month"
             return f"on the weekday nearest {base}"
-        return f"on {base}"
+        return base if f.last_day_offset else f"on {base}"
     if f.nearest_weekday:
         return f"on the weekday nearest day {days[0]} of the month"
     if days == list(range(1, 32)):
         return "every day"
-    return "on " + _phrase(days, "day", 1, 31) + " of the month"
+    phrase = _phrase(days, "day", 1, 31) + " of the month"
+    return phrase if phrase.startswith("every") else f"on {phrase}"
 
 
 def _day_of_week_part(f: ParsedFields) -> str:

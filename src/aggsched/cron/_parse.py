@@ -220,8 +220,7 @@ class _QuartzParser:
             if i >= len(s):
                 raise _ParseError("Unexpected end of string.", i)
             incr = _parse_int(s[i:])  # Quartz's findNextWhiteSpace always runs to the end
-            i += 2 if incr > 10 else 1
-            _check_increment(incr, kind, i)
+            _check_increment(incr, kind, i)  # (Quartz reports an offset past the number)
         else:
             incr = 1
         self.add(ALL_SPEC, -1, incr, kind)
