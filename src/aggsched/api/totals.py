@@ -24,7 +24,7 @@ from aggsched.store import Store, api_views
 class TotalCounter:
     """Per-app cache of large counts, refreshed by one background thread."""
 
-    def __init__(self, store: Store, *, exact_up_to: int = 10_000, max_age: float = 10.0):
+    def __init__(self, store: Store, *, exact_up_to: int = 1_000, max_age: float = 10.0):
         self.store = store
         self.exact_up_to = exact_up_to
         self.max_age = max_age
