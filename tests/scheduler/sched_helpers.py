@@ -64,3 +64,46 @@ def all_batches(store: Store) -> list[BuildBatch]:
         rows = list(s.scalars(select(BuildBatch).order_by(BuildBatch.create_date)))
         s.expunge_all()
         return rows
+
+
+SLOW_CUSTOMER_SQL = 'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c WHERE pg_sleep({delay}) IS NOT NULL'
+
+
+def slow_repo(sml_tpch, target, delay_per_row: float):  # type: ignore[no-untyped-def]
+    """The TPC-H repo with one customer aggregate whose build sleeps per customer row on
+    PostgreSQL (~1,500 rows), so a build runs for a predictable few seconds."""
+    from engine.tpch_project import AGGREGATES, make_repo
+    from sml.helpers import replace_in
+
+    only = [a for a in AGGREGATES if a["unique_name"] == "customers_by_region"]
+    repo = make_repo(sml_tpch, target, only)
+    sql = SLOW_CUSTOMER_SQL.format(delay=delay_per_row)
+    replace_in(repo, "datasets/customer.yml", "table: CUSTOMER",
+               f"sql: '{sql}'\ndialects:\n  - dialect: Postgresql\n    sql: '{sql}'")  # fmt: skip
+    return repo
+
+
+def assert_cadence(
+    times: list[datetime], expression: str, after: datetime, until: datetime
+) -> None:
+    """``times`` are exactly the expression's fires after ``after``: none missing (every
+    fire up to ``until`` is there), none doubled, no gap, none made up."""
+    from aggsched.cron import CronExpression
+
+    cron = CronExpression.parse(expression)
+    assert times == cron.next_n(after, len(times)), "a gap, a double or an invented fire"
+    due = [t for t in cron.next_n(after, 10_000) if t <= until]
+    assert len(times) >= len(due), f"missing fires: {len(times)} of {len(due)} up to {until}"
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something truthy; fail saying ``what``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -181,9 +181,7 @@ def resume_schedule(
     """Fire again from now on: the fires missed while paused are not made up."""
     schedule = schedules.get_schedule(session, org_id, job_id)
     upcoming = next_fire_time(schedule.time_expression, schedule.time_zone, now or utcnow())
-    schedule = schedules.set_schedule_active(
-        session, org_id, job_id, True, next_fire_at=upcoming
-    )
+    schedule = schedules.set_schedule_active(session, org_id, job_id, True, next_fire_at=upcoming)
     notify_schedules_changed(session)
     return schedule
 
