@@ -27,6 +27,9 @@ def _register_all() -> None:
     from aggsched.cli import admin_cmd
 
     admin_cmd.register(app)
+    from aggsched.cli import node_cmd
+
+    node_cmd.register(app)
 
 
 _register_all()
