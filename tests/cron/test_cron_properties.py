@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -183,6 +184,7 @@ starts = st.one_of(
 )
 
 
+@pytest.mark.slow  # ~5 s: hundreds of brute-force windows
 @settings(max_examples=250, deadline=None)
 @given(spec=specs(), zone=st.sampled_from(ZONES), start=starts)
 def test_next_fires_match_brute_force(spec: Spec, zone: str, start: datetime) -> None:
