@@ -148,6 +148,11 @@ def test_first_build_equals_hand_written_sql(store, sml_tpch, tmp_path, warehous
     assert len(result.queued_batches) == 1
     report = run_pending(store, result.queued_batches[0])
     assert report.status is BatchStatus.DONE, report.message
+    sources = {r.name: r.source for r in report.steps}
+    # the lineitem aggregates that nothing else can serve share one GROUPING SETS scan
+    for name in ("li_ship_month_supplier_region", "li_parts_by_order_year", "system_lineitem_all"):
+        assert sources[name] == "shared scan", sources
+    assert sources["li_ship_year"] == "li_ship_month_supplier_region"
     active = active_of(store, cube_id)
     specs = specs_of(store, cube_id)
     assert all(active.values()), {n: a for n, a in active.items() if a is None}

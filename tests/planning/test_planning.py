@@ -234,3 +234,23 @@ def test_watermarks_round_trip_and_subtract_grace():
     assert watermark.threshold(watermark.encode(42), 3600) == 42
     with pytest.raises(ValueError, match="date, timestamp or number"):
         watermark.encode("2024-01-01")  # type: ignore[arg-type]
+
+
+def test_shared_scan_splits_into_exactly_the_separate_builds(db):
+    from aggsched.planning import sharedscan
+
+    a = spec("a", [CITY, DAY], [REVENUE, STORE_CD])
+    b = spec("b", [REGION], [QTY_AVG, QTY_STD])
+    c = spec("c", [], [REVENUE])
+    derivable = spec("d", [CITY], [REVENUE])
+    groups = sharedscan.shared_groups([a, b, derivable, c])
+    assert groups == [[0, 1]]  # d and c roll up from a; only a and b must scan
+    scan = sharedscan.grouping_select([a, b, c], TARGET)
+    stage = sqlgen.table("stage", "S")
+    db.execute(sqlgen.render(sqlgen.create_table_as(stage, scan.query), "duckdb"))
+    for member, mask in zip([a, b, c], scan.masks, strict=True):
+        split = _rows(db, sharedscan.split_select(member, scan, stage, mask))
+        separate = _rows(db, sqlgen.base_select(member, TARGET))
+        assert len(split) == len(separate)
+        for x, y in zip(split, separate, strict=True):
+            assert x == pytest.approx(y)

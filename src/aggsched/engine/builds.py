@@ -21,7 +21,7 @@ from datetime import timedelta
 from sqlglot import exp
 
 from aggsched.engine.queueing import queue_batch
-from aggsched.planning import lattice, sqlgen, watermark
+from aggsched.planning import lattice, sharedscan, sqlgen, watermark
 from aggsched.planning.naming import table_name
 from aggsched.planning.plan import (
     ActiveInstance,
@@ -247,6 +247,111 @@ def step_sql(
     ]
 
 
+SHARED_SCAN = "shared scan"
+
+
+def read_watermark(spec: DefinitionSpec, where: _Where, wh: Warehouse) -> str | None:
+    """MAX(incremental column), read before the build: rows appended meanwhile are simply
+    recomputed by the next incremental build."""
+    row = wh.fetch_one(sqlgen.render(sqlgen.max_incremental(spec, where.target), wh.dialect))
+    return watermark.encode(row[0]) if row and row[0] is not None else None
+
+
+@dataclass
+class _Job:
+    """One attempt to build one aggregate: where, from what, under which limits."""
+
+    step: Step
+    where: _Where
+    wh: Warehouse
+    table: str
+    settings: BuildSettings
+    token: CancelToken
+    source: lattice.Candidate[Built] | None = None
+    shared: _Group | None = None
+
+
+@dataclass
+class _Group:
+    """Aggregates built from one shared scan, staged in a temporary table of the batch's
+    connection (gone with the connection, so a crash leaves nothing behind)."""
+
+    members: list[int]
+    specs: list[DefinitionSpec]
+    name: str
+    scan: sharedscan.SharedScan | None = None
+    stage: exp.Table | None = None
+    watermark: str | None = None
+    tried: bool = False
+
+    def split_sql(self, spec: DefinitionSpec, dest: exp.Table, dialect: str) -> str:
+        assert self.scan is not None and self.stage is not None
+        mask = self.scan.masks[self.specs.index(spec)]
+        query = sharedscan.split_select(spec, self.scan, self.stage, mask)
+        return sqlgen.render(sqlgen.create_table_as(dest, query), dialect)
+
+
+class _SharedScans:
+    """Plans and runs the shared scans of a batch (see `planning.sharedscan`)."""
+
+    def __init__(
+        self, ctx: _Context, steps: list[Step], built: list[lattice.Candidate[Built]]
+    ) -> None:
+        self.ctx = ctx
+        self.by_step: dict[int, _Group] = {}
+        specs = [s.definition.spec for s in steps]
+        for n, members in enumerate(sharedscan.shared_groups(specs, built)):
+            members = [i for i in members if steps[i].mode is StepMode.FULL]
+            if len(members) > 1:
+                name = f"as_agg_stage_{ctx.batch_id.hex[:8]}_{n}"
+                group = _Group(members, [specs[i] for i in members], name)
+                self.by_step.update(dict.fromkeys(members, group))
+
+    @classmethod
+    def none(cls) -> _SharedScans:
+        empty = cls.__new__(cls)
+        empty.by_step = {}
+        return empty
+
+    def prepare(
+        self, index: int, pool: _Pool, settings: BuildSettings, token: CancelToken
+    ) -> _Group | None:
+        """The step's group, its staging table built on first use (None: build alone)."""
+        group = self.by_step.get(index)
+        if group is None or group.tried:
+            return group
+        group.tried = True
+        try:
+            union = sharedscan.union_spec(group.specs)
+            where = where_to_build(union, self.ctx.connections)
+            wh = pool.get(where.url)
+            scan = sharedscan.grouping_select(group.specs, where.target)
+            stage = sqlgen.table(group.name)
+            create = exp.Create(
+                this=stage, kind="TABLE", expression=scan.query,
+                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+            )  # fmt: skip
+            with token.watching(wh):
+                if union.incremental is not None:
+                    group.watermark = read_watermark(union, where, wh)
+                wh.execute(sqlgen.render(create, wh.dialect), timeout=settings.timeout_seconds)
+        except (WarehouseError, BuildRefused):
+            return None  # each member scans the base tables on its own
+        group.scan, group.stage = scan, stage
+        return group
+
+    def done(self, index: int, pool: _Pool) -> None:
+        """Drop the staging table once its last member is built."""
+        group = self.by_step.get(index)
+        if group is None or index != group.members[-1] or group.stage is None:
+            return
+        union = sharedscan.union_spec(group.specs)
+        with suppress(WarehouseError, BuildRefused):
+            wh = pool.get(where_to_build(union, self.ctx.connections).url)
+            wh.execute(sqlgen.render(sqlgen.drop_table(group.stage), wh.dialect))
+        group.stage = None
+
+
 class BatchRunner:
     """Runs batches that a worker (or the CLI) has claimed; one batch at a time."""
 
@@ -260,8 +365,10 @@ class BatchRunner:
         on_plan: Callable[[list[Step]], None] | None = None,
         on_step: Callable[[StepResult], None] | None = None,
         opener: WarehouseOpener | None = None,
+        shared_scans: bool = True,
     ) -> None:
         self.store = store
+        self.shared_scans = shared_scans
         self.env = os.environ if env is None else env
         self.worker_id = worker_id or f"runner-{uuid.uuid4().hex[:8]}"
         self.heartbeat_seconds = heartbeat_seconds
@@ -278,19 +385,23 @@ class BatchRunner:
         pool = _Pool(self._open)
         stop_heartbeat = self._start_heartbeat(ctx.batch_id, token)
         results: list[StepResult] = []
+        steps: list[Step] = []
         try:
             drop_expired_tables(self.store, pool)
             steps = plan_batch(ctx.batch_type, ctx.states)
             if self.on_plan:
                 self.on_plan(steps)
             built = self._initial_sources(ctx)
-            for step in steps:
+            shared = _SharedScans(ctx, steps, built) if self.shared_scans else _SharedScans.none()
+            for index, step in enumerate(steps):
                 if token.cancelled:
                     break
                 failures = sum(r.status is InstanceStatus.FAILED for r in results)
                 if settings.max_failures and failures >= settings.max_failures:
                     break
-                result = self._run_step(ctx, step, settings, pool, built, token)
+                group = shared.prepare(index, pool, settings, token)
+                result = self._run_step(ctx, step, settings, pool, built, token, group)
+                shared.done(index, pool)
                 results.append(result)
                 if self.on_step:
                     self.on_step(result)
@@ -357,6 +468,7 @@ class BatchRunner:
         pool: _Pool,
         built: list[lattice.Candidate[Built]],
         token: CancelToken,
+        group: _Group | None = None,
     ) -> StepResult:
         state = step.definition
         spec = state.spec
@@ -373,14 +485,12 @@ class BatchRunner:
         in_place = step.mode is StepMode.INCREMENTAL and state.active is not None
         result.table = state.active.table_name if in_place else table_name(instance_id, spec.name)
         self._start_instance(ctx, state, instance_id, where.schema, result.table)
-        wh = pool.get(where.url)
-        source = lattice.choose_source(spec, (c for c in built if c.key.url == where.url))
-        result.source = source.spec.name if source else None
+        job = _Job(step, where, pool.get(where.url), result.table, settings, token)
+        job.source = lattice.choose_source(spec, (c for c in built if c.key.url == where.url))
+        if job.source is None and group is not None and group.stage is not None:
+            job.shared = group
         try:
-            rows, new_mark, sql = self._build_with_retries(
-                spec, where, wh, source, step, result.table, settings, token
-            )
-            result.sql = sql
+            rows, new_mark, result.sql = self._build_with_retries(job)
             self._guard(state.active, rows, settings, in_place)
         except (WarehouseError, BuildRefused) as exc:
             result.seconds = time.monotonic() - started
@@ -388,77 +498,73 @@ class BatchRunner:
             result.error = _describe(exc, settings)
             result.sql = result.sql or getattr(exc, "sql", None)
             if not in_place:  # an incremental build rolled back; the active table is intact
-                _drop_quietly(wh, where.schema, result.table)
+                _drop_quietly(job.wh, where.schema, result.table)
             self._record_failure(instance_id, result, drop=not in_place)
             return result
         result.seconds = time.monotonic() - started
         result.rows = rows
         result.status = InstanceStatus.ACTIVE
-        self._activate(instance_id, result, new_mark, source, settings, in_place)
+        result.source = job.source.spec.name if job.source else None
+        if job.shared:
+            result.source = SHARED_SCAN
+        self._activate(instance_id, result, new_mark, job.source, settings, in_place)
         key = Built(instance_id, where.schema, result.table, where.url, new_mark)
         built.append(lattice.Candidate(key, spec, rows))
         return result
 
-    def _build_with_retries(
-        self,
-        spec: DefinitionSpec,
-        where: _Where,
-        wh: Warehouse,
-        source: lattice.Candidate[Built] | None,
-        step: Step,
-        table: str,
-        settings: BuildSettings,
-        token: CancelToken,
-    ) -> tuple[int, str | None, str]:
-        """Build the table; transient warehouse errors are retried with backoff."""
+    def _build_with_retries(self, job: _Job) -> tuple[int, str | None, str]:
+        """Build the table; transient warehouse errors are retried with backoff, and a build
+        from a shared scan that fails falls back to the base tables."""
         attempt = 1
         while True:
             try:
-                with token.watching(wh):
-                    return self._build(spec, where, wh, source, step, table, settings)
+                with job.token.watching(job.wh):
+                    return self._build(job)
             except WarehouseError as exc:
+                stopped = isinstance(exc, QueryCancelled | QueryTimeout)
+                if job.shared is not None and not stopped:
+                    job.shared.stage = None  # e.g. a reconnect lost the temporary table
+                    job.shared = None
+                    _drop_quietly(job.wh, job.where.schema, job.table)
+                    continue
                 retry = (
-                    wh.is_transient(exc)
-                    and not isinstance(exc, QueryCancelled | QueryTimeout)
-                    and attempt < settings.attempts_per_aggregate
+                    job.wh.is_transient(exc)
+                    and not stopped
+                    and attempt < job.settings.attempts_per_aggregate
                 )
                 if not retry:
                     raise
-                _drop_quietly(wh, where.schema, table)
-                if token.wait(min(30.0, 0.5 * 2 ** (attempt - 1))):
-                    raise QueryCancelled(token.reason or "cancelled") from exc
+                _drop_quietly(job.wh, job.where.schema, job.table)
+                if job.token.wait(min(30.0, 0.5 * 2 ** (attempt - 1))):
+                    raise QueryCancelled(job.token.reason or "cancelled") from exc
                 attempt += 1
 
-    def _build(
-        self,
-        spec: DefinitionSpec,
-        where: _Where,
-        wh: Warehouse,
-        source: lattice.Candidate[Built] | None,
-        step: Step,
-        table: str,
-        settings: BuildSettings,
-    ) -> tuple[int, str | None, str]:
+    def _build(self, job: _Job) -> tuple[int, str | None, str]:
+        spec, wh, where, step = job.step.definition.spec, job.wh, job.where, job.step
         previous = step.definition.active
         new_mark = previous.watermark if previous else None
         if spec.incremental is not None:
-            new_mark = source.key.watermark if source else self._watermark(spec, where, wh)
+            if job.source:
+                new_mark = job.source.key.watermark
+            elif job.shared:
+                new_mark = job.shared.watermark
+            else:
+                new_mark = read_watermark(spec, where, wh)
         if step.mode is StepMode.FULL:
             wh.ensure_schema(where.schema)
-        dest = sqlgen.table(table, where.schema)
-        statements = step_sql(spec, where, dest, source, previous, step.mode)
+        dest = sqlgen.table(job.table, where.schema)
+        if job.shared is not None:
+            statements = [job.shared.split_sql(spec, dest, where.target.dialect)]
+        else:
+            statements = step_sql(spec, where, dest, job.source, previous, step.mode)
+        timeout = job.settings.timeout_seconds
         if len(statements) == 1:
-            wh.execute(statements[0], timeout=settings.timeout_seconds)
+            wh.execute(statements[0], timeout=timeout)
         else:
             with wh.transaction():
                 for statement in statements:
-                    wh.execute(statement, timeout=settings.timeout_seconds)
-        return wh.row_count(where.schema, table), new_mark, ";\n".join(statements)
-
-    def _watermark(self, spec: DefinitionSpec, where: _Where, wh: Warehouse) -> str | None:
-        """Read before the build: rows appended meanwhile are recomputed next time."""
-        row = wh.fetch_one(sqlgen.render(sqlgen.max_incremental(spec, where.target), wh.dialect))
-        return watermark.encode(row[0]) if row and row[0] is not None else None
+                    wh.execute(statement, timeout=timeout)
+        return wh.row_count(where.schema, job.table), new_mark, ";\n".join(statements)
 
     @staticmethod
     def _guard(
