@@ -365,7 +365,7 @@ class BatchRunner:
         on_plan: Callable[[list[Step]], None] | None = None,
         on_step: Callable[[StepResult], None] | None = None,
         opener: WarehouseOpener | None = None,
-        shared_scans: bool = True,
+        shared_scans: bool = False,
     ) -> None:
         self.store = store
         self.shared_scans = shared_scans
