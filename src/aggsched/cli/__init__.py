@@ -16,20 +16,20 @@ app = typer.Typer(
 
 
 def _register_all() -> None:
-    from aggsched.cli import build_cmd, catalog_cmd, cron_cmd
+    from aggsched.cli import (
+        admin_cmd,
+        build_cmd,
+        catalog_cmd,
+        cron_cmd,
+        demo_cmd,
+        node_cmd,
+        server_cmd,
+    )
 
-    cron_cmd.register(app)
-    catalog_cmd.register(app)
-    build_cmd.register(app)
-    from aggsched.cli import server_cmd
-
-    server_cmd.register(app)
-    from aggsched.cli import admin_cmd
-
-    admin_cmd.register(app)
-    from aggsched.cli import node_cmd
-
-    node_cmd.register(app)
+    for module in (
+        demo_cmd, catalog_cmd, build_cmd, server_cmd, node_cmd, admin_cmd, cron_cmd,
+    ):  # fmt: skip
+        module.register(app)
 
 
 _register_all()
