@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggsched.config import Settings
-from aggsched.cron import CronExpression
 from aggsched.engine.publish import publish_path
+from aggsched.engine.scheduler import next_fire_time
 from aggsched.examples import TPCH_DUCKDB
 from aggsched.store import Store, catalog, schedules, utcnow
 from aggsched.store.models import DEFAULT_ORG_ID, Role
+from aggsched.store.notify import notify_schedules_changed
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import default_cache_dir, generate_tpch, load_datecustom, load_tpch
 
@@ -85,11 +86,12 @@ def _ensure_schedule(store: Store, project_id: uuid.UUID, cube_id: uuid.UUID) ->
             project_id=project_id,
             cube_id=cube_id,
             time_expression=NIGHTLY,
-            next_fire_at=CronExpression.parse(NIGHTLY, "UTC").next_after(now),
+            next_fire_at=next_fire_time(NIGHTLY, "UTC", now),
             full_build=False,
             created_by_user=DEMO_USER,
             now=now,
         )
+        notify_schedules_changed(s)
         return schedule.job_id
 
 

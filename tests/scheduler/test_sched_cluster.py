@@ -31,7 +31,6 @@ from scheduler.sched_helpers import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-NODE_MAIN = Path(__file__).with_name("sched_node_proc.py")
 EVERY_3S = "0/3 * * * * ?"
 
 
@@ -48,8 +47,12 @@ def start_node(
         "AGGSCHED_SCHEDULER_IDLE_SECONDS": "2",
         **env,
     }
+    if "scheduler" in parts:
+        command = ["scheduler", *(["--with-workers"] if "workers" in parts else [])]
+    else:
+        command = ["worker"]
     log = (logs / f"{node_id}.log").open("w")
-    return subprocess.Popen([sys.executable, str(NODE_MAIN), *parts], env=environ,
+    return subprocess.Popen([sys.executable, "-m", "aggsched.cli", *command], env=environ,
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
@@ -73,16 +76,6 @@ def instances_of(store: Store, batch_id: uuid.UUID) -> list:
         return rows
 
 
-def stop_orphan_statements(warehouse_url: str) -> None:
-    """A killed client's running statement goes on in PostgreSQL until it next talks to
-    the client, and could create its table after recovery dropped it. The server setting
-    ``client_connection_check_interval`` (PG 14+) ends it within a second instead: what a
-    production warehouse should set (new connections only, so harmless to other tests)."""
-    with open_warehouse(warehouse_url) as wh:
-        database = wh.fetch_one("SELECT current_database()")[0]
-        wh.execute(f'ALTER DATABASE "{database}" SET client_connection_check_interval = 500')
-
-
 def test_three_nodes_fire_exactly_once_and_survive_a_killed_node(
     pg_database: str, tpch_postgres: str, sml_tpch: Path, tmp_path: Path
 ) -> None:
@@ -93,7 +86,6 @@ def test_three_nodes_fire_exactly_once_and_survive_a_killed_node(
         published = publish_tpch(store, slow_repo(sml_tpch, tmp_path / "repo", 0.008),
                                  tpch_postgres, schema)  # fmt: skip
         slow_batch = published.queued_batches[0]
-        stop_orphan_statements(tpch_postgres)
         nodes["a"] = start_node(pg_database, "node-a", tmp_path, "scheduler", "workers")
         wait_for(lambda: any(i.status == "inprogress" for i in instances_of(store, slow_batch)),
                  30, "node-a to start building the slow batch")  # fmt: skip

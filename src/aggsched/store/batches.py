@@ -99,13 +99,18 @@ def list_batch_history(
 def find_pending_batch(
     session: Session, cube_id: uuid.UUID, batch_type: BatchType | str | None = None
 ) -> BuildBatch | None:
-    """The oldest queued batch of the cube (to coalesce requests instead of queueing more)."""
+    """The oldest queued batch of the cube (to coalesce requests instead of queueing more).
+
+    The row is locked (PostgreSQL), so a worker cannot claim it while the caller joins a
+    request to it; a batch claimed a moment earlier no longer matches and is not returned.
+    """
     stmt = select(BuildBatch).where(
         BuildBatch.cube_id == cube_id, BuildBatch.status == BatchStatus.PENDING.value
     )
     if batch_type is not None:
         stmt = stmt.where(BuildBatch.batch_type == str(batch_type))
-    return session.scalar(stmt.order_by(BuildBatch.create_date, BuildBatch.id).limit(1))
+    stmt = stmt.order_by(BuildBatch.create_date, BuildBatch.id).limit(1).with_for_update()
+    return session.scalar(stmt)
 
 
 def heartbeat_batch(

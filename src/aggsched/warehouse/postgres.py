@@ -49,9 +49,13 @@ class PostgresWarehouse(Warehouse):
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
+            # client_connection_check_interval: the server notices a vanished client (a
+            # killed worker) mid-statement and stops, instead of finishing a build that
+            # recovery has already written off
             conn = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
+                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                options="-c client_connection_check_interval=1000",
+            )  # fmt: skip
         except psycopg.Error as exc:
             raise WarehouseConnectionError(f"cannot connect to {self.url}: {exc}") from exc
         row = conn.execute("SELECT current_setting('statement_timeout')").fetchone()

@@ -21,10 +21,12 @@ from aggsched.api.deps import CubeId, JobId, OrgRead, OrgWrite, ProjectId, Store
 from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.cron import CronExpression, CronSyntaxError, CronTimeZoneError
+from aggsched.engine import scheduler as engine_scheduler
 from aggsched.engine.queueing import queue_batch
 from aggsched.store import catalog, schedules, utcnow
 from aggsched.store.errors import NotFoundError
 from aggsched.store.models import BatchType, Cube
+from aggsched.store.notify import notify_schedules_changed
 
 PATH = "aggregate/create"
 router = APIRouter(
@@ -131,6 +133,7 @@ def create_cube_schedule(
             time_expression=text, next_fire_at=fire_at, time_zone=zone, path=PATH,
             full_build=values.get("full_build", True), created_by_user=org.username, now=now,
         )  # fmt: skip
+        notify_schedules_changed(session)  # wakes the scheduler loops at commit
         return ok(present.schedule(row, None))
 
 
@@ -158,6 +161,7 @@ def delete_cube_schedule(
             cubeId,
         )
         schedules.delete_schedule(session, org.org_id, jobId, cube_id=cube.id)
+        notify_schedules_changed(session)
     return ok(f"successfully deleted jobId: [{jobId}]")
 
 
@@ -167,9 +171,11 @@ def _set_active(
 ) -> dict[str, object]:  # fmt: skip
     with store.session() as session:
         cube = find_cube(session, org_id, project_id, cube_id)
-        row = schedules.get_schedule(session, org_id, job_id, cube_id=cube.id)
-        fire_at = next_fire(row.time_expression, row.time_zone, utcnow()) if active else None
-        row = schedules.set_schedule_active(session, org_id, job_id, active, next_fire_at=fire_at)
+        schedules.get_schedule(session, org_id, job_id, cube_id=cube.id)  # 404 if not the cube's
+        if active:
+            row = engine_scheduler.resume_schedule(session, org_id, job_id)
+        else:
+            row = engine_scheduler.pause_schedule(session, org_id, job_id)
         return ok(present.schedule(row, schedules.latest_execution(session, row.job_id)))
 
 
