@@ -8,20 +8,21 @@ from the base tables at their own grain only.
 from __future__ import annotations
 
 from aggsched.planning import spec
+from aggsched.sml import CalculationMethod as M
 
 PARTIALS: dict[str, tuple[str, ...]] = {
-    spec.SUM: ("sum",),
-    spec.COUNT_NON_NULL: ("count",),
-    spec.MINIMUM: ("min",),
-    spec.MAXIMUM: ("max",),
-    spec.AVERAGE: ("sum", "count"),
-    spec.VAR_POP: ("count", "sum", "sumsq"),
-    spec.VAR_SAMP: ("count", "sum", "sumsq"),
-    spec.STDDEV_POP: ("count", "sum", "sumsq"),
-    spec.STDDEV_SAMP: ("count", "sum", "sumsq"),
-    spec.COUNT_DISTINCT: ("count_distinct",),
-    spec.ESTIMATED_COUNT_DISTINCT: ("approx_count_distinct",),
-    spec.PERCENTILE: ("median",),
+    M.SUM: ("sum",),
+    M.COUNT_NON_NULL: ("count",),
+    M.MINIMUM: ("min",),
+    M.MAXIMUM: ("max",),
+    M.AVERAGE: ("sum", "count"),
+    M.VAR_POP: ("count", "sum", "sumsq"),
+    M.VAR_SAMP: ("count", "sum", "sumsq"),
+    M.STDDEV_POP: ("count", "sum", "sumsq"),
+    M.STDDEV_SAMP: ("count", "sum", "sumsq"),
+    M.COUNT_DISTINCT: ("count_distinct",),
+    M.ESTIMATED_COUNT_DISTINCT: ("approx_count_distinct",),
+    M.PERCENTILE: ("median",),
 }
 
 # How a stored partial rolls up from a finer aggregate; absent = not derivable.
@@ -36,8 +37,10 @@ def partials_of(method: str) -> tuple[str, ...]:
 
 
 def is_derivable(method: str) -> bool:
-    """True when every partial of the method rolls up from a finer grain."""
-    return all(p in ROLLUP for p in partials_of(method))
+    """True when the method's value at a coarser grain follows from a finer one's partials
+    (the SML layer's rule; every partial of such a method is in `ROLLUP`)."""
+    partials_of(method)  # unknown methods are an error here too
+    return M(method).derivable
 
 
 def metric_partials(definition: spec.DefinitionSpec) -> list[tuple[spec.Metric, str]]:

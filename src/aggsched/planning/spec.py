@@ -12,24 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The twelve SML calculation methods.
-SUM = "sum"
-COUNT_NON_NULL = "count non-null"
-COUNT_DISTINCT = "count distinct"
-ESTIMATED_COUNT_DISTINCT = "estimated count distinct"
-MINIMUM = "minimum"
-MAXIMUM = "maximum"
-AVERAGE = "average"
-PERCENTILE = "percentile"
-STDDEV_POP = "stddev_pop"
-STDDEV_SAMP = "stddev_samp"
-VAR_POP = "var_pop"
-VAR_SAMP = "var_samp"
-CALCULATION_METHODS = (
-    SUM, COUNT_NON_NULL, COUNT_DISTINCT, ESTIMATED_COUNT_DISTINCT, MINIMUM, MAXIMUM,
-    AVERAGE, PERCENTILE, STDDEV_POP, STDDEV_SAMP, VAR_POP, VAR_SAMP,
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class ComputedColumn:

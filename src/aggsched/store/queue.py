@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from aggsched.store.models import BatchStatus, BuildBatch, Schedule
@@ -22,37 +22,21 @@ PENDING = BatchStatus.PENDING.value
 INPROGRESS = BatchStatus.INPROGRESS.value
 
 
-def claim_next_batch(
-    session: Session,
-    worker_id: str,
-    now: datetime | None = None,
-    *,
-    exclude_cube_ids: Collection[uuid.UUID] = (),
-) -> BuildBatch | None:
-    """Move the oldest claimable pending batch to ``inprogress`` for ``worker_id``.
-
-    A batch is claimable when no other batch of the same cube is in progress, so one
-    cube is never built twice at once. Batches of ``exclude_cube_ids`` are left for others
-    (a worker whose warehouse connection is saturated). Returns None when nothing is
-    claimable.
-    """
-    when = now or utcnow()
+def _cube_busy() -> ColumnElement[bool]:
+    """Another batch of the same cube is in progress (one cube is never built twice)."""
     running = aliased(BuildBatch)
-    cube_busy = exists().where(running.cube_id == BuildBatch.cube_id, running.status == INPROGRESS)
-    conditions = [BuildBatch.status == PENDING, ~cube_busy]
-    if exclude_cube_ids:
-        conditions.append(BuildBatch.cube_id.not_in(list(exclude_cube_ids)))
-    candidate = (
-        select(BuildBatch.id)
-        .where(*conditions)
-        .order_by(BuildBatch.create_date, BuildBatch.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    return exists().where(running.cube_id == BuildBatch.cube_id, running.status == INPROGRESS)
+
+
+def _claim(
+    session: Session, which: ColumnElement[bool], worker_id: str, now: datetime | None
+) -> BuildBatch | None:
+    """Move the pending batch matched by ``which`` to ``inprogress`` for ``worker_id``:
+    one UPDATE ... WHERE status = 'pending', so two claimers never both win."""
+    when = now or utcnow()
     stmt = (
         update(BuildBatch)
-        .where(BuildBatch.id == candidate, BuildBatch.status == PENDING)
+        .where(which, BuildBatch.status == PENDING)
         .values(
             status=INPROGRESS,
             worker_id=worker_id,
@@ -69,30 +53,39 @@ def claim_next_batch(
     return session.get(BuildBatch, batch_id, populate_existing=True)
 
 
+def claim_next_batch(
+    session: Session,
+    worker_id: str,
+    now: datetime | None = None,
+    *,
+    exclude_cube_ids: Collection[uuid.UUID] = (),
+) -> BuildBatch | None:
+    """Claim the oldest claimable pending batch for ``worker_id``.
+
+    A batch is claimable when no other batch of the same cube is in progress. Batches of
+    ``exclude_cube_ids`` are left for others (a worker whose warehouse connection is
+    saturated). Returns None when nothing is claimable.
+    """
+    conditions = [BuildBatch.status == PENDING, ~_cube_busy()]
+    if exclude_cube_ids:
+        conditions.append(BuildBatch.cube_id.not_in(list(exclude_cube_ids)))
+    candidate = (
+        select(BuildBatch.id)
+        .where(*conditions)
+        .order_by(BuildBatch.create_date, BuildBatch.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return _claim(session, BuildBatch.id == candidate, worker_id, now)
+
+
 def claim_batch(
     session: Session, batch_id: uuid.UUID, worker_id: str, now: datetime | None = None
 ) -> BuildBatch | None:
     """Claim one given pending batch (a foreground build); None if it is not claimable:
     already taken, closed, or its cube has another batch in progress."""
-    when = now or utcnow()
-    running = aliased(BuildBatch)
-    cube_busy = exists().where(running.cube_id == BuildBatch.cube_id, running.status == INPROGRESS)
-    stmt = (
-        update(BuildBatch)
-        .where(BuildBatch.id == batch_id, BuildBatch.status == PENDING, ~cube_busy)
-        .values(
-            status=INPROGRESS,
-            worker_id=worker_id,
-            start_time=when,
-            heartbeat_at=when,
-            attempts=BuildBatch.attempts + 1,
-        )
-        .returning(BuildBatch.id)
-        .execution_options(synchronize_session=False)
-    )
-    if session.execute(stmt).scalar_one_or_none() is None:
-        return None
-    return session.get(BuildBatch, batch_id, populate_existing=True)
+    return _claim(session, (BuildBatch.id == batch_id) & ~_cube_busy(), worker_id, now)
 
 
 def claim_due_schedules(
