@@ -263,12 +263,16 @@ class _Job:
 
     step: Step
     where: _Where
-    wh: Warehouse
+    pool: _Pool
     table: str
     settings: BuildSettings
     token: CancelToken
     source: lattice.Candidate[Built] | None = None
     shared: _Group | None = None
+
+    @property
+    def wh(self) -> Warehouse:
+        return self.pool.get(self.where.url)
 
 
 @dataclass
@@ -340,10 +344,17 @@ class _SharedScans:
         group.scan, group.stage = scan, stage
         return group
 
-    def done(self, index: int, pool: _Pool) -> None:
+    def drop_all(self, pool: _Pool) -> None:
+        """Drop staging tables a stopped batch left (they would outlive it on a kept
+        connection)."""
+        for index, group in self.by_step.items():
+            if index == group.members[-1]:
+                self.done(index, pool, force=True)
+
+    def done(self, index: int, pool: _Pool, force: bool = False) -> None:
         """Drop the staging table once its last member is built."""
         group = self.by_step.get(index)
-        if group is None or index != group.members[-1] or group.stage is None:
+        if group is None or group.stage is None or (index != group.members[-1] and not force):
             return
         union = sharedscan.union_spec(group.specs)
         with suppress(WarehouseError, BuildRefused):
@@ -366,15 +377,28 @@ class BatchRunner:
         on_step: Callable[[StepResult], None] | None = None,
         opener: WarehouseOpener | None = None,
         shared_scans: bool = False,
+        keep_connections: bool = False,
     ) -> None:
         self.store = store
         self.shared_scans = shared_scans
+        self.keep_connections = keep_connections
         self.env = os.environ if env is None else env
         self.worker_id = worker_id or f"runner-{uuid.uuid4().hex[:8]}"
         self.heartbeat_seconds = heartbeat_seconds
         self.on_plan = on_plan
         self.on_step = on_step
         self._open = opener or (lambda url: open_warehouse(url, self.env))
+        self._pool = _Pool(self._open)
+
+    def close(self) -> None:
+        """Close the warehouse connections kept between batches (`keep_connections`)."""
+        self._pool.close()
+
+    def __enter__(self) -> BatchRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ batch
     def run(self, batch_id: uuid.UUID, token: CancelToken | None = None) -> BatchReport:
@@ -382,17 +406,20 @@ class BatchRunner:
         token = token or CancelToken()
         ctx = self._load(batch_id)
         settings = BuildSettings.load(self.store, ctx.org_id)
-        pool = _Pool(self._open)
+        pool = self._pool
+        pool.ensured.clear()  # a schema may have been dropped since the last batch
         stop_heartbeat = self._start_heartbeat(ctx.batch_id, token)
         results: list[StepResult] = []
         steps: list[Step] = []
+        shared = _SharedScans.none()
         try:
             drop_expired_tables(self.store, pool)
             steps = plan_batch(ctx.batch_type, ctx.states)
             if self.on_plan:
                 self.on_plan(steps)
             built = self._initial_sources(ctx)
-            shared = _SharedScans(ctx, steps, built) if self.shared_scans else _SharedScans.none()
+            if self.shared_scans:
+                shared = _SharedScans(ctx, steps, built)
             for index, step in enumerate(steps):
                 if token.cancelled:
                     break
@@ -408,7 +435,10 @@ class BatchRunner:
             drop_expired_tables(self.store, pool)
         finally:
             stop_heartbeat()
-            pool.close()
+            if self.keep_connections:
+                shared.drop_all(pool)
+            else:
+                pool.close()
         return self._finish(ctx, steps, results, settings, token)
 
     def _load(self, batch_id: uuid.UUID) -> _Context:
@@ -416,20 +446,20 @@ class BatchRunner:
             batch = batches.get_batch(s, batch_id)
             if batch.status != BatchStatus.INPROGRESS.value:
                 raise ConflictError(f"build batch {batch_id} is {batch.status}, not in progress")
-            states, pending = [], {}
-            for d in catalog.cube_definitions(s, batch.cube_id, include_removed=False):
-                active = catalog.active_instance(s, d.id)
-                states.append(
-                    DefinitionState(
-                        d.id,
-                        DefinitionSpec.from_dict(d.spec),
-                        _active(active) if active else None,
-                        blocked=d.blocked,
-                    )
+            live = catalog.cube_instances(
+                s, batch.cube_id, [InstanceStatus.ACTIVE, InstanceStatus.PENDING]
+            )
+            active = {i.definition_id: i for i in live if i.status == InstanceStatus.ACTIVE}
+            pending = {i.definition_id: i.id for i in live if i.status == InstanceStatus.PENDING}
+            states = [
+                DefinitionState(
+                    d.id,
+                    DefinitionSpec.from_dict(d.spec),
+                    _active(active[d.id]) if d.id in active else None,
+                    blocked=d.blocked,
                 )
-                waiting = catalog.definition_instances(s, d.id, [InstanceStatus.PENDING])
-                if waiting:
-                    pending[d.id] = waiting[0].id
+                for d in catalog.cube_definitions(s, batch.cube_id, include_removed=False)
+            ]
             connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
             for conn in connections.values():
                 s.expunge(conn)
@@ -485,7 +515,7 @@ class BatchRunner:
         in_place = step.mode is StepMode.INCREMENTAL and state.active is not None
         result.table = state.active.table_name if in_place else table_name(instance_id, spec.name)
         self._start_instance(ctx, state, instance_id, where.schema, result.table)
-        job = _Job(step, where, pool.get(where.url), result.table, settings, token)
+        job = _Job(step, where, pool, result.table, settings, token)
         job.source = lattice.choose_source(spec, (c for c in built if c.key.url == where.url))
         if job.source is None and group is not None and group.stage is not None:
             job.shared = group
@@ -551,7 +581,7 @@ class BatchRunner:
             else:
                 new_mark = read_watermark(spec, where, wh)
         if step.mode is StepMode.FULL:
-            wh.ensure_schema(where.schema)
+            job.pool.ensure_schema(where.url, where.schema)
         dest = sqlgen.table(job.table, where.schema)
         if job.shared is not None:
             statements = [job.shared.split_sql(spec, dest, where.target.dialect)]
@@ -767,16 +797,25 @@ class _Pool:
     def __init__(self, opener: WarehouseOpener) -> None:
         self._open = opener
         self._open_ones: dict[str, Warehouse] = {}
+        self.ensured: set[tuple[str, str]] = set()
 
     def get(self, url: str) -> Warehouse:
         if url not in self._open_ones:
             self._open_ones[url] = self._open(url)
         return self._open_ones[url]
 
+    def ensure_schema(self, url: str, schema: str) -> None:
+        """CREATE SCHEMA IF NOT EXISTS, once per batch and schema."""
+        if (url, schema) not in self.ensured:
+            self.get(url).ensure_schema(schema)
+            self.ensured.add((url, schema))
+
     def close(self) -> None:
         for wh in self._open_ones.values():
-            wh.close()
+            with suppress(WarehouseError):
+                wh.close()
         self._open_ones.clear()
+        self.ensured.clear()
 
 
 def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit: int = 500) -> int:

@@ -174,20 +174,21 @@ class WorkerPool:
 
     # ------------------------------------------------------------------ one worker
     def _work(self, worker_id: str) -> None:
-        runner = BatchRunner(self.store, env=self.env, worker_id=worker_id,
-                             heartbeat_seconds=self.options.heartbeat_seconds,
-                             opener=self.opener)  # fmt: skip
-        while not self._stopping.is_set():
-            try:
-                claimed = self._claim(worker_id)
-            except Exception:
-                log.exception("%s: claiming a batch failed; retrying", worker_id)
-                claimed = None
-            if claimed is None:
-                if self._wake.wait(self.options.poll_seconds):
-                    self._wake.clear()
-                continue
-            self._run(runner, claimed)
+        # one runner per worker thread, keeping its warehouse connections between batches
+        with BatchRunner(self.store, env=self.env, worker_id=worker_id,
+                         heartbeat_seconds=self.options.heartbeat_seconds,
+                         opener=self.opener, keep_connections=True) as runner:  # fmt: skip
+            while not self._stopping.is_set():
+                try:
+                    claimed = self._claim(worker_id)
+                except Exception:
+                    log.exception("%s: claiming a batch failed; retrying", worker_id)
+                    claimed = None
+                if claimed is None:
+                    if self._wake.wait(self.options.poll_seconds):
+                        self._wake.clear()
+                    continue
+                self._run(runner, claimed)
 
     def _saturated_cubes(self, session: Session) -> set[uuid.UUID]:
         """Cubes building on a connection that already runs its limit on this node."""

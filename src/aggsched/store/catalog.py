@@ -640,3 +640,14 @@ def lock_cube(session: Session, cube_id: uuid.UUID) -> Cube | None:
     requests for one cube's batch queue one after the other and coalesce."""
     stmt = select(Cube).where(Cube.id == cube_id).with_for_update()
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def cube_instances(
+    session: Session, cube_id: uuid.UUID, statuses: Iterable[InstanceStatus | str]
+) -> list[AggregateInstance]:
+    """The cube's instances in some statuses, oldest first (one query for a whole batch)."""
+    values = [_enum(InstanceStatus, str(s), "instance status") for s in statuses]
+    stmt = select(AggregateInstance).where(
+        AggregateInstance.cube_id == cube_id, AggregateInstance.status.in_(values)
+    )
+    return list(session.scalars(stmt.order_by(AggregateInstance.created_at)))
