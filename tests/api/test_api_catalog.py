@@ -7,6 +7,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
 from api_helpers import ApiEnv
 from fastapi.testclient import TestClient
 
@@ -107,3 +108,40 @@ def test_cube_endpoints(api: ApiEnv) -> None:
     assert aggs["total"] >= 1 and {d["cube_id"] for d in aggs["data"]} == {str(api.cube_id)}
     inst = api.client.get(f"{base}/aggregates/instances", headers=api.headers()).json()
     assert {i["cube_id"] for i in inst["response"]["data"]} == {str(api.cube_id)}
+
+
+def test_an_uploaded_project_never_sees_the_server_environment(
+    api: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGGSCHED_TEST_SECRET", "hunter2")
+    repo = {
+        "catalog.yml": b"unique_name: env-probe\nobject_type: catalog\nlabel: probe\n"
+        b"version: ${AGGSCHED_TEST_SECRET}\n",
+        "models/m.yml": b"unique_name: m\nobject_type: model\nlabel: m\nrelationships: []\n"
+        b"metrics: []\n",
+    }
+    files = {"file": ("p.tgz", _tgz(repo), "application/gzip")}
+    response = api.client.post("/org/default/projects", files=files, headers=api.headers())
+    listed = api.client.get("/org/default/projects", headers=api.headers()).text
+    assert "hunter2" not in response.text and "hunter2" not in listed
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://db/dw?user=bob&password=hunter2", "postgresql://bob:hunter2@db:5432/dw"],
+)
+def test_connection_passwords_never_come_back(api: ApiEnv, url: str) -> None:
+    body = {"name": "probe", "url": url}
+    created = api.client.post("/org/default/connections", json=body, headers=api.headers())
+    assert created.status_code == 200, created.text
+    listed = api.client.get("/org/default/connections", headers=api.headers()).text
+    assert "hunter2" not in created.text and "hunter2" not in listed and "***" in listed
+
+
+@pytest.mark.parametrize("url", ["postgresql://bob:hunter2@[::1/dw", "mysql://db/x", "pg://x"])
+def test_malformed_connection_urls_are_refused(api: ApiEnv, url: str) -> None:
+    body = {"name": "probe2", "url": url}
+    response = api.client.post("/org/default/connections", json=body, headers=api.headers())
+    assert response.status_code == 400
+    assert "hunter2" not in response.text
+    assert response.json()["errors"][0]["field"] == "url"

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import schemathesis  # a dev dependency: the fuzz run must never be skipped silently
 from api_helpers import ApiEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis.checks import (  # noqa: E402
+from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,

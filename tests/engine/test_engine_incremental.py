@@ -111,3 +111,34 @@ def test_incremental_rebuild_equals_full_rebuild(sml_tpch, tmp_path: Path, wareh
             wh.drop_table("TPCH_SF1", own)
     statuses = {r.status for r in report.steps}
     assert statuses == {InstanceStatus.ACTIVE}
+
+
+def test_a_lost_incremental_build_never_drops_the_live_table(sml_tpch, tmp_path, tpch_duckdb):
+    """An incremental build works on the active table under a new instance; when its
+    worker is lost, recovery fails that instance, and cleanup must leave the table alone."""
+    from aggsched.engine.builds import drop_expired_tables
+    from aggsched.store import catalog
+
+    schema = f"as_agg_{uuid.uuid4().hex[:8]}"
+    repo = make_repo(sml_tpch, tmp_path / "repo", [AGGREGATES[1]])
+    replace_in(
+        repo, "datasets/lineitem.yml", "table: LINEITEM",
+        "table: LINEITEM\nincremental:\n  column: L_SHIPDATE\n  grace_period: 1w",
+    )  # fmt: skip
+    store = Store.open(f"sqlite:///{tmp_path / 'meta.db'}")
+    result = publish_tpch(store, repo, tpch_duckdb, schema)
+    cube_id = result.cubes["Retail TPCH"]
+    run_pending(store, result.queued_batches[0])
+    live = active_of(store, cube_id)["li_ship_year"]
+    with store.session() as s:  # what a lost worker leaves: an in-place instance in progress
+        definition = catalog.get_definition(s, "default", live.definition_id)
+        lost = catalog.create_instance(
+            s, definition, table_name=live.table_name, table_schema=live.table_schema
+        )
+        catalog.set_instance_status(s, lost.id, InstanceStatus.INPROGRESS)
+        lost.batch_id = result.queued_batches[0]
+        catalog.fail_unfinished_instances(s, result.queued_batches[0], "worker lost")
+    assert drop_expired_tables(store, lambda url: open_warehouse(url)) == 0
+    with open_warehouse(tpch_duckdb) as wh:
+        assert live.table_name in wh.list_tables(schema, "as_agg_")
+    assert active_of(store, cube_id)["li_ship_year"].id == live.id

@@ -255,3 +255,23 @@ def test_shared_scan_splits_into_exactly_the_separate_builds(db):
         assert len(split) == len(separate)
         for x, y in zip(split, separate, strict=True):
             assert x == pytest.approx(y)
+
+
+@pytest.mark.parametrize(
+    ("column_sql", "dataset_sql"),
+    [
+        ("QTY; DROP TABLE SALES", None),
+        ("DELETE FROM SALES", None),
+        (None, "DELETE FROM S.SALES"),
+        (None, "SELECT 1; DROP TABLE S.SALES"),
+        (None, "CREATE TABLE x AS SELECT 1"),
+    ],
+)
+def test_model_sql_can_never_be_a_statement(column_sql, dataset_sql):
+    computed = {"Amount": ComputedColumn(column_sql)} if column_sql else {}
+    fact = Relation(
+        "sales", "wh", table="SALES", sql=dataset_sql, columns=("QTY",), computed=computed
+    )
+    metric = Metric("m", "sum", "f", "Amount" if column_sql else "QTY")
+    with pytest.raises(sqlgen.SqlGenerationError, match=r"must be (a query|an expression)"):
+        sqlgen.base_select(DefinitionSpec("x", "f", fact, metrics=(metric,)), TARGET)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 from aggsched.api import schemas
 from aggsched.api.envelope import timestamp
@@ -20,8 +18,6 @@ from aggsched.store.models import (
     Schedule,
 )
 from aggsched.warehouse.url import redact_url
-
-_PLACEHOLDER = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 
 
 def _id(value: uuid.UUID | None) -> str:
@@ -123,20 +119,9 @@ def definition(
     )  # fmt: skip
 
 
-def safe_url(url: str) -> str:
-    """The URL as stored, but a literal password (not a ``${VAR}``) becomes ``***``."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return url
-    if password is None or _PLACEHOLDER.match(password):
-        return url
-    return redact_url(url)
-
-
 def connection(row: Connection) -> schemas.ConnectionOut:
     return schemas.ConnectionOut(
-        id=str(row.id), name=row.name, url=safe_url(row.url),
+        id=str(row.id), name=row.name, url=redact_url(row.url),
         aggregate_schema=row.aggregate_schema, database_override=row.database_override,
         schema_override=row.schema_override, created_at=timestamp(row.created_at),
     )  # fmt: skip

@@ -20,7 +20,7 @@ from aggsched.engine.publish import PublishError, publish_path
 from aggsched.sml import SourceError
 from aggsched.store import catalog
 from aggsched.store.errors import StoreError
-from aggsched.warehouse import redact_url
+from aggsched.warehouse import WarehouseConfigError, redact_url, validate_url
 
 connection_app = typer.Typer(help="Map SML connections to warehouses.", no_args_is_help=True)
 
@@ -92,6 +92,10 @@ def connection_add(
     org: str = OrgOption,
 ) -> None:
     """Create or replace a connection mapping (secrets stay in ${ENV} placeholders)."""
+    try:
+        validate_url(url)
+    except WarehouseConfigError as exc:
+        fail(str(exc), 2)
     with open_store() as store, store.session() as s:
         try:
             catalog.get_org(s, org)

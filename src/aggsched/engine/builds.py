@@ -1,10 +1,12 @@
-"""Running one build batch: plan it, build each aggregate into a fresh table, swap it in.
+"""Running one build batch: plan it, build each aggregate, swap it in atomically.
 
-Every build, full or incremental, writes a new table named after a new instance; only
-when that table is complete does one store transaction make the instance `active` and
-the previous one `deleted` (its table is dropped after a grace period, so queries in
-flight finish). A failed, cancelled or timed-out build drops its table and leaves the
-active instance untouched, so a half-built table is never visible.
+A full build writes a new table named after a new instance; only when that table is
+complete does one store transaction make the instance `active` and the previous one
+`deleted` (its table is dropped after a grace period, so queries in flight finish). An
+incremental build updates the active table in place, in one warehouse transaction, and
+its new instance takes the table over. A failed, cancelled or timed-out build drops its
+own table (or rolls its transaction back) and leaves the active instance untouched, so a
+half-built table is never visible.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from aggsched.warehouse import (
     WarehouseError,
     dialect_for_url,
     open_warehouse,
+    redact_url,
 )
 
 WarehouseOpener = Callable[[str], Warehouse]
@@ -202,7 +205,9 @@ def where_to_build(spec: DefinitionSpec, connections: Mapping[str, Connection]) 
         )
     urls = {connections[c].url for c in spec.connections}
     if len(urls) > 1:
-        detail = ", ".join(f"{c} -> {connections[c].url}" for c in sorted(spec.connections))
+        detail = ", ".join(
+            f"{c} -> {redact_url(connections[c].url)}" for c in sorted(spec.connections)
+        )
         raise BuildRefused(
             f"the datasets live in different warehouses ({detail}); an aggregate must be "
             "built where all of its datasets are",
@@ -248,6 +253,7 @@ def step_sql(
 
 
 SHARED_SCAN = "shared scan"
+FAILURES = (InstanceStatus.FAILED, InstanceStatus.INVALID)
 
 
 def read_watermark(spec: DefinitionSpec, where: _Where, wh: Warehouse) -> str | None:
@@ -423,7 +429,7 @@ class BatchRunner:
             for index, step in enumerate(steps):
                 if token.cancelled:
                     break
-                failures = sum(r.status is InstanceStatus.FAILED for r in results)
+                failures = sum(r.status in FAILURES for r in results)
                 if settings.max_failures and failures >= settings.max_failures:
                     break
                 group = shared.prepare(index, pool, settings, token)
@@ -433,10 +439,14 @@ class BatchRunner:
                 if self.on_step:
                     self.on_step(result)
             drop_expired_tables(self.store, pool)
+        except Exception as exc:
+            self._close_broken(ctx.batch_id, f"the batch broke: {exc}")
+            raise
         finally:
             stop_heartbeat()
             if self.keep_connections:
                 shared.drop_all(pool)
+                pool.release_embedded()
             else:
                 pool.close()
         return self._finish(ctx, steps, results, settings, token)
@@ -508,7 +518,8 @@ class BatchRunner:
         started = time.monotonic()
         try:
             where = where_to_build(spec, ctx.connections)
-        except BuildRefused as refused:
+        except (BuildRefused, WarehouseError) as exc:
+            refused = exc if isinstance(exc, BuildRefused) else BuildRefused(str(exc))
             self._record_refusal(ctx, state, instance_id, refused)
             result.status, result.error = refused.status, str(refused)
             return result
@@ -522,7 +533,7 @@ class BatchRunner:
         try:
             rows, new_mark, result.sql = self._build_with_retries(job)
             self._guard(state.active, rows, settings, in_place)
-        except (WarehouseError, BuildRefused) as exc:
+        except Exception as exc:  # anything but a bug in the store fails this aggregate only
             result.seconds = time.monotonic() - started
             result.status = _failure_status(exc)
             result.error = _describe(exc, settings)
@@ -533,11 +544,16 @@ class BatchRunner:
             return result
         result.seconds = time.monotonic() - started
         result.rows = rows
-        result.status = InstanceStatus.ACTIVE
         result.source = job.source.spec.name if job.source else None
         if job.shared:
             result.source = SHARED_SCAN
-        self._activate(instance_id, result, new_mark, job.source, settings, in_place)
+        refused = self._activate(ctx, instance_id, result, new_mark, job.source, settings, in_place)
+        if refused:
+            if not in_place:
+                _drop_quietly(job.wh, where.schema, result.table)
+            result.status, result.error = InstanceStatus.FAILED, refused
+            return result
+        result.status = InstanceStatus.ACTIVE
         key = Built(instance_id, where.schema, result.table, where.url, new_mark)
         built.append(lattice.Candidate(key, spec, rows))
         return result
@@ -675,15 +691,25 @@ class BatchRunner:
 
     def _activate(
         self,
+        ctx: _Context,
         instance_id: uuid.UUID,
         result: StepResult,
         new_mark: str | None,
         source: lattice.Candidate[Built] | None,
         settings: BuildSettings,
         in_place: bool,
-    ) -> None:
+    ) -> str | None:
+        """Make the built table live, unless the world moved on while it was built: the
+        batch was taken from this worker (recovery), or the instance was invalidated by a
+        republish or deactivated. Returns why it was refused, or None."""
         with self.store.session() as s:
-            instance = catalog.set_instance_status(
+            batch = batches.get_batch(s, ctx.batch_id)
+            instance = catalog.get_instance(s, ctx.org_id, instance_id)
+            if batch.status != BatchStatus.INPROGRESS.value or batch.worker_id != self.worker_id:
+                return "superseded: the batch is no longer this worker's"
+            if instance.status != InstanceStatus.INPROGRESS.value:
+                return f"superseded: the instance became {instance.status} during the build"
+            catalog.set_instance_status(
                 s,
                 instance_id,
                 InstanceStatus.INPROGRESS,
@@ -698,6 +724,7 @@ class BatchRunner:
             catalog.activate_instance(
                 s, instance_id, grace=settings.drop_grace, takes_over_table=in_place
             )
+        return None
 
     def _finish(
         self,
@@ -707,7 +734,7 @@ class BatchRunner:
         settings: BuildSettings,
         token: CancelToken,
     ) -> BatchReport:
-        failed = [r for r in results if r.status in (InstanceStatus.FAILED, InstanceStatus.INVALID)]
+        failed = [r for r in results if r.status in FAILURES]
         built = [r for r in results if r.status is InstanceStatus.ACTIVE]
         rolled = sum(1 for r in built if r.source)
         parts = [f"built {len(built)} of {len(steps)} aggregate(s) ({rolled} from finer ones)"]
@@ -733,6 +760,13 @@ class BatchRunner:
         except ConflictError as lost:  # recovered by another node meanwhile: its call now
             message = f"{message}; not recorded: {lost}"
         return BatchReport(ctx.batch_id, status, message, results)
+
+    def _close_broken(self, batch_id: uuid.UUID, message: str) -> None:
+        """Best effort, so nothing stays `inprogress` when the store itself failed: the
+        instances left unfinished fail and the batch closes as failed."""
+        with suppress(Exception), self.store.session() as s:
+            catalog.fail_unfinished_instances(s, batch_id, message)
+            batches.finish_batch(s, batch_id, BatchStatus.FAILED, message=message[:4000])
 
     # ------------------------------------------------------------------ heartbeat
     def _start_heartbeat(self, batch_id: uuid.UUID, token: CancelToken) -> Callable[[], None]:
@@ -817,6 +851,13 @@ class _Pool:
         self._open_ones.clear()
         self.ensured.clear()
 
+    def release_embedded(self) -> None:
+        """Close embedded (DuckDB) databases: one process at a time may write a DuckDB
+        file, so between batches it is left free for the CLI and other processes."""
+        for url in [u for u, wh in self._open_ones.items() if wh.dialect == "duckdb"]:
+            with suppress(WarehouseError):
+                self._open_ones.pop(url).close()
+
 
 def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit: int = 500) -> int:
     """Drop the tables of replaced, invalid and failed instances whose grace period is over.
@@ -843,6 +884,11 @@ def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit
             url = urls.get((org_id, conn_name or ""))
             if table and schema:
                 if url is None:
+                    with store.session() as s:
+                        catalog.keep_table(
+                            s, instance_id, f"table {schema}.{table} left in place: connection "
+                            f"{conn_name!r} is no longer mapped",
+                        )  # fmt: skip
                     continue
                 try:
                     pool.get(url).drop_table(schema, table)

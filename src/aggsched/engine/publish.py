@@ -34,7 +34,9 @@ from aggsched.store.models import (
     InstanceStatus,
 )
 
-LIVE_STATUSES = (InstanceStatus.PENDING, InstanceStatus.ACTIVE)
+# an instance being built from the old spec is invalidated too; its build then refuses to
+# activate it (BatchRunner checks the instance is still in progress)
+LIVE_STATUSES = (InstanceStatus.PENDING, InstanceStatus.INPROGRESS, InstanceStatus.ACTIVE)
 
 
 class PublishError(Exception):

@@ -84,6 +84,7 @@ def queue_batch(
     waiting batch is upgraded, so no caller gets less than it asked for.
     """
     kind = BatchType(str(batch_type))
+    catalog.lock_cube(session, cube.id)  # concurrent requests for the cube queue up here
     pending = batches.find_pending_batch(session, cube.id)
     if pending is not None:
         if _WORK[kind] > _WORK[BatchType(pending.batch_type)]:

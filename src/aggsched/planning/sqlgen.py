@@ -78,14 +78,23 @@ def _pick_sql(default: str | None, variants: Mapping[str, str], dialect: str) ->
     return default
 
 
-def _parse(sql: str, dialect: str, what: str) -> exp.Expression:
+_STATEMENTS = (exp.DDL, exp.DML, exp.Command, exp.Block, exp.Transaction, exp.Commit)
+
+
+def _parse(sql: str, dialect: str, what: str, *, query: bool = False) -> exp.Expression:
+    """The model's SQL as one expression (`query`: one SELECT) — never a statement that
+    could change the warehouse, whatever the model says."""
     for read in (dialect, "snowflake", None):
         try:
             parsed = sqlglot.parse_one(sql, read=read)
         except sqlglot.errors.ParseError:
             continue
-        if parsed is not None:
-            return parsed
+        if parsed is None:
+            continue
+        if isinstance(parsed, _STATEMENTS) or (query and not isinstance(parsed, exp.Query)):
+            kind = "a query" if query else "an expression"
+            raise SqlGenerationError(f"the SQL of {what} must be {kind}: {sql!r}")
+        return parsed
     raise SqlGenerationError(f"cannot parse the SQL of {what}: {sql!r}")
 
 
@@ -118,7 +127,7 @@ def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expre
     """FROM item for a dataset: its table, or its SQL as an aliased subquery."""
     sql = _pick_sql(relation.sql, relation.dialect_sql, target.dialect)
     if sql:
-        query = _parse(sql, target.dialect, f"dataset {relation.dataset!r}")
+        query = _parse(sql, target.dialect, f"dataset {relation.dataset!r}", query=True)
         return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(alias)))
     if not relation.table:
         raise SqlGenerationError(f"dataset {relation.dataset!r} has neither table nor sql")

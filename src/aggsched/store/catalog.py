@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from aggsched.store._paging import page
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
@@ -37,6 +38,7 @@ from aggsched.store.models import (
 from aggsched.store.types import utcnow
 
 _hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
 
 
 def _flush_or_conflict(session: Session, what: str) -> None:
@@ -106,6 +108,8 @@ def verify_password(session: Session, username: str, password: str) -> User | No
     """The user when ``password`` matches, else None (unknown user or wrong password)."""
     user = get_user_by_name(session, username)
     if user is None:
+        with suppress(VerificationError, InvalidHashError):
+            _hasher.verify(_DUMMY_HASH, password)  # same work: timing does not reveal names
         return None
     try:
         _hasher.verify(user.password_hash, password)
@@ -513,19 +517,43 @@ def activate_instance(
 def instances_to_drop(
     session: Session, now: datetime | None = None, limit: int = 100
 ) -> list[AggregateInstance]:
-    """Instances whose grace period is over and whose table still exists."""
+    """Instances whose grace period is over and whose table still exists.
+
+    A table that an active instance uses is never returned: an incremental build updates
+    the active table in place under a new instance, and a failed or lost one of those must
+    not take the live table with it.
+    """
     model = AggregateInstance
+    live = aliased(AggregateInstance)
+    in_use = exists().where(
+        live.status == InstanceStatus.ACTIVE.value,
+        live.definition_id == model.definition_id,
+        live.table_name == model.table_name,
+        live.table_schema == model.table_schema,
+    )
     stmt = (
         select(model)
         .where(
             model.drop_after <= (now or utcnow()),
             model.table_dropped_at.is_(None),
             model.status != InstanceStatus.ACTIVE.value,
+            ~in_use,
         )
         .order_by(model.drop_after)
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def keep_table(session: Session, instance_id: uuid.UUID, why: str) -> None:
+    """Take an instance out of the drop queue, leaving its table (e.g. its connection is
+    no longer mapped, so there is nowhere to drop it from)."""
+    instance = session.get(AggregateInstance, instance_id)
+    if instance is None:
+        raise NotFoundError(f"aggregate instance {instance_id} not found")
+    instance.drop_after = None
+    instance.message = why
+    session.flush()
 
 
 def mark_table_dropped(

@@ -329,6 +329,13 @@ class BuildBatch(Base):
         Index("ix_build_batches_history", "org_id", "create_date", "id"),
         Index("ix_build_batches_cube_history", "org_id", "cube_id", "create_date", "id"),
         Index("ix_build_batches_claim", "status", "create_date"),
+        Index(
+            "uq_build_batches_one_inprogress_per_cube",
+            "cube_id",
+            unique=True,
+            sqlite_where=text("status = 'inprogress'"),
+            postgresql_where=text("status = 'inprogress'"),
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))

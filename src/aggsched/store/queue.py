@@ -13,6 +13,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from aggsched.store.models import BatchStatus, BuildBatch, Schedule
@@ -47,7 +48,11 @@ def _claim(
         .returning(BuildBatch.id)
         .execution_options(synchronize_session=False)
     )
-    batch_id: uuid.UUID | None = session.execute(stmt).scalar_one_or_none()
+    try:
+        with session.begin_nested():  # a lost race must not spoil the caller's transaction
+            batch_id: uuid.UUID | None = session.execute(stmt).scalar_one_or_none()
+    except IntegrityError:  # another claimer started this cube a moment earlier
+        return None
     if batch_id is None:
         return None
     return session.get(BuildBatch, batch_id, populate_existing=True)

@@ -23,7 +23,14 @@ from aggsched.warehouse.errors import (
     WarehouseConnectionError,
     WarehouseError,
 )
-from aggsched.warehouse.url import duckdb_path, duckdb_url, redact_url, resolve_url, url_scheme
+from aggsched.warehouse.url import (
+    duckdb_path,
+    duckdb_url,
+    redact_url,
+    resolve_url,
+    url_scheme,
+    validate_url,
+)
 
 
 def _open_duckdb(url: str, shown: str) -> Warehouse:
@@ -67,4 +74,5 @@ __all__ = [
     "open_warehouse",
     "redact_url",
     "resolve_url",
+    "validate_url",
 ]

@@ -7,10 +7,6 @@ and the SQL that failed, and says whether a retry could help (``transient``).
 from __future__ import annotations
 
 
-class WarehouseConfigError(ValueError):
-    """A warehouse URL or setting is unusable (unknown scheme, unknown ``${VAR}``, ...)."""
-
-
 class WarehouseError(Exception):
     """A statement or connection failed in the warehouse.
 
@@ -26,6 +22,15 @@ class WarehouseError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class WarehouseConfigError(WarehouseError, ValueError):
+    """A warehouse URL or setting is unusable (unknown scheme, unknown ``${VAR}``, ...).
+
+    A ``WarehouseError`` too, so a build fails one aggregate for it, not the batch."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class QueryError(WarehouseError):

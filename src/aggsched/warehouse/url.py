@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from os import PathLike
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from aggsched.warehouse.errors import WarehouseConfigError
 
@@ -42,17 +42,49 @@ def resolve_url(url: str, env: Mapping[str, str]) -> str:
     return _VAR.sub(substitute, url)
 
 
+_PLACEHOLDER = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+_SECRET_PARAMS = ("password", "secret", "token", "key")
+
+
+def _hidden(value: str) -> str:
+    """A `${VAR}` placeholder is no secret and stays; anything else becomes ***."""
+    return value if _PLACEHOLDER.match(value) else "***"
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to log and to store)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    """The URL with literal passwords (in the user info or in `password`-like query
+    parameters) replaced by ``***``; safe to log, store in messages and return from the
+    API. Never raises: a URL that does not parse is not shown at all."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{_hidden(unquote(parts.password))}@{hostport}"
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    secret = [k for k, _ in params if any(w in k.lower() for w in _SECRET_PARAMS)]
+    query = parts.query
+    if secret:
+        query = "&".join(f"{k}={_hidden(v) if k in secret else v}" for k, v in params)
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to hide: unchanged, byte for byte
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def validate_url(url: str) -> str:
+    """Check a warehouse URL before it is stored: supported scheme, parseable, numeric port.
+    Returns it unchanged; `WarehouseConfigError` (with the URL redacted) otherwise."""
+    try:
+        urlsplit(url).port  # noqa: B018
+    except ValueError as exc:
+        raise WarehouseConfigError(f"malformed warehouse URL {redact_url(url)}: {exc}") from exc
+    if url_scheme(url) == "duckdb":
+        duckdb_path(url)
+    return url
 
 
 def url_scheme(url: str) -> str:

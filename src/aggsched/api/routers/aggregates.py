@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,7 +14,7 @@ from aggsched.api import present, schemas
 from aggsched.api.deps import OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.errors import ApiError
-from aggsched.store import api_views, catalog, utcnow
+from aggsched.store import api_views, catalog, org_settings, utcnow
 from aggsched.store.models import (
     AggregateDefinition,
     Cube,
@@ -120,8 +120,9 @@ def deactivate(
     instanceId: uuid.UUID,
     block: bool = False,
 ) -> dict[str, object]:
-    """Deactivate an instance: it becomes ``deleted`` (its table is dropped from now
-    on); with ``block=true`` the definition is not built again until unblocked."""
+    """Deactivate an instance: it becomes ``deleted`` (its table is dropped after the
+    organization's grace period, so running queries finish); with ``block=true`` the
+    definition is not built again until unblocked."""
     with store.session() as session:
         definition = catalog.get_definition(session, org.org_id, definitionId)
         instance = catalog.get_instance(session, org.org_id, instanceId)
@@ -129,12 +130,18 @@ def deactivate(
             raise ApiError(404, f"aggregate instance {instanceId} not found in {definitionId}")
         if instance.status != InstanceStatus.DELETED.value:
             catalog.set_instance_status(
-                session, instance.id, InstanceStatus.DELETED, drop_after=utcnow(),
+                session, instance.id, InstanceStatus.DELETED,
+                drop_after=utcnow() + _drop_grace(session, org.org_id),
                 message="deactivated through the API",
             )  # fmt: skip
         if block:
             catalog.set_definition_blocked(session, org.org_id, definition.id, True)
         return ok(present.instance(instance))
+
+
+def _drop_grace(session: Session, org_id: str) -> timedelta:
+    seconds = org_settings.get_int_setting(session, org_id, "aggregates.instance.drop.graceSeconds")
+    return timedelta(seconds=max(0, seconds))
 
 
 @router.put("/definitionId/{definitionId}", response_model=Envelope[schemas.DefinitionOut])

@@ -20,6 +20,7 @@ from aggsched.engine.publish import PublishError, PublishResult, publish
 from aggsched.sml import SmlError
 from aggsched.sml.source import SourceError, read_tar, read_zip, strip_common_root
 from aggsched.store import api_views, catalog
+from aggsched.warehouse import WarehouseConfigError, validate_url
 
 router = APIRouter(prefix="/org/{orgId}", tags=["catalog"])
 
@@ -65,7 +66,9 @@ def publish_project(
     every error as ``<file>:<line> <yaml path>``."""
     files = archive_files(file.file.read())
     try:
-        result = publish(store, files, org_id=org.org_id, published_by=org.username)
+        # `${var}` comes from the repository's own .env only: the server's environment
+        # (secrets, AGGSCHED_*) is never exposed to an uploaded project
+        result = publish(store, files, org_id=org.org_id, env={}, published_by=org.username)
     except PublishError as exc:
         problems = [_problem(e) for e in exc.errors]
         raise ApiError(400, f"invalid SML repository: {exc}", errors=problems) from exc
@@ -149,6 +152,10 @@ def list_connections(org: OrgRead, store: StoreDep) -> dict[str, object]:
 def put_connection(org: OrgAdmin, store: StoreDep, body: schemas.ConnectionIn) -> dict[str, object]:
     """Create or replace the mapping of an SML connection name to a warehouse URL.
     Keep secrets out of it: write ``${VAR}`` and set the variable on the workers."""
+    try:
+        validate_url(body.url)
+    except WarehouseConfigError as exc:
+        raise bad_request("url", str(exc)) from exc
     with store.session() as session:
         row = catalog.upsert_connection(
             session, org.org_id, body.name, body.url, aggregate_schema=body.aggregate_schema,
