@@ -120,7 +120,7 @@ def prepare_demo(
 
 def curl_examples(info: DemoInfo, base: str) -> list[str]:
     """One working `curl` per seed endpoint, for the demo's banner."""
-    auth = f'TOKEN=$(curl -s -u {info.username}:{info.password} {base}/default/auth)'
+    auth = f"TOKEN=$(curl -s -u {info.username}:{info.password} {base}/default/auth)"
     cube = f"{base}/org/default/project/{info.project_id}/cube/{info.cube_id}/aggregates-creation"
     bearer = '-H "Authorization: Bearer $TOKEN"'
     return [
@@ -128,7 +128,7 @@ def curl_examples(info: DemoInfo, base: str) -> list[str]:
         f"curl -s {bearer} '{base}/org/default/aggregates-creation/builds/history?limit=5'",
         f"curl -s {bearer} {cube}/scheduler",
         f"curl -s {bearer} -X POST {cube}/scheduler -H 'Content-Type: application/json' "
-        "-d '{\"time_expression\": \"0 25 06 ? * *\", \"path\": \"aggregate/create\"}'",
+        '-d \'{"time_expression": "0 25 06 ? * *", "path": "aggregate/create"}\'',
         f"curl -s {bearer} -X POST {cube}/execute",
         f"curl -s {bearer} {cube}/scheduler/history/jobId/{info.job_id}",
         f"curl -s {bearer} -X DELETE {cube}/scheduler/jobId/<job_id from the POST>",
