@@ -227,3 +227,18 @@ def test_oidc_rejects_bad_tokens(oidc_client: TestClient, oidc: _Issuer) -> None
     ]
     for token in bad:
         _assert_401(oidc_client.get("/org/default/whoami", headers=_bearer(token)))
+
+
+def test_a_token_is_good_for_the_organization_it_was_issued_for(api_any: ApiEnv) -> None:
+    from aggsched.store import catalog
+
+    with api_any.store.session() as s:  # the default admin also administers acme
+        user = catalog.get_user_by_name(s, "admin")
+        catalog.grant_role(s, user.id, "acme", "admin")
+    client = api_any.client
+    acme_token = client.get("/acme/auth", headers=basic("admin")).text
+    bearer = {"Authorization": f"Bearer {acme_token}"}
+    assert client.get("/org/acme/whoami", headers=bearer).status_code == 200
+    wrong = client.get("/org/default/whoami", headers=bearer)
+    assert wrong.status_code == 401 and "issued for organization 'acme'" in wrong.text
+    assert "invalid_token" in wrong.headers["WWW-Authenticate"]

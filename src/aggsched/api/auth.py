@@ -46,6 +46,7 @@ class Principal:
     username: str
     source: str  # "local" or "oidc"
     token_roles: Mapping[str, frozenset[Role]] = field(default_factory=dict)
+    org: str | None = None  # a local token is issued for one organization (/{orgId}/auth)
 
 
 def unauthorized(message: str, scheme: str = "Bearer", error: str | None = None) -> ApiError:
@@ -96,7 +97,8 @@ class TokenIssuer:
             raise unauthorized("token expired", error="invalid_token") from exc
         except jwt.PyJWTError as exc:
             raise unauthorized(f"invalid token: {exc}", error="invalid_token") from exc
-        return Principal(username=str(claims["sub"]), source="local")
+        org = claims.get("org")
+        return Principal(username=str(claims["sub"]), source="local", org=org and str(org))
 
 
 def parse_roles_claim(value: Any) -> dict[str, frozenset[Role]]:

@@ -93,6 +93,12 @@ def _access(needed: frozenset[Role], what: str) -> Callable[..., OrgContext]:
         roles = _roles(store, principal, orgId)
         if not roles:
             raise ApiError(404, f"organization {orgId!r} not found")
+        if principal.org is not None and principal.org != orgId:
+            raise unauthorized(
+                f"the token was issued for organization {principal.org!r}; "
+                f"get one for {orgId!r} from /{orgId}/auth",
+                error="invalid_token",
+            )
         if not roles & needed:
             allowed = " or ".join(sorted(r.value for r in needed))
             raise ApiError(403, f"{what} needs the {allowed} role in organization {orgId!r}")

@@ -20,7 +20,7 @@ from aggsched.api import present, schemas
 from aggsched.api.deps import CubeId, JobId, OrgRead, OrgWrite, ProjectId, StoreDep
 from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
-from aggsched.cron import CronExpression, CronSyntaxError, CronTimeZoneError
+from aggsched.cron import CronSyntaxError, CronTimeZoneError
 from aggsched.engine import scheduler as engine_scheduler
 from aggsched.engine.queueing import queue_batch
 from aggsched.store import catalog, schedules, utcnow
@@ -67,7 +67,7 @@ def next_fire(text: str, time_zone: str, now: datetime) -> datetime | None:
     message and position when Quartz would reject it."""
     try:
         _check_field_count(text)
-        return CronExpression.parse(text, time_zone).next_after(now)
+        return engine_scheduler.next_fire_time(text, time_zone, now)
     except CronSyntaxError as exc:
         problem = f"{exc.message} (at position {exc.position})"
         raise ApiError(
