@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aggsched.store import ConflictError, InvalidValueError, NotFoundError, Store
+from aggsched.store import api_views as views
 from aggsched.store import batches as b
 
 T0 = datetime(2024, 6, 1, 8, tzinfo=UTC)
@@ -32,23 +33,29 @@ def test_history_is_newest_first_with_total_and_filters(store: Store, cube, cube
     ids = _queue(store, cube, 15)
     other_ids = _queue(store, other, 10, batch_type="full-rebuild", start=T0 + timedelta(hours=1))
     with store.session() as session:
-        rows, total = b.list_batch_history(session, "default", limit=10)
+
+        def history(limit: int = 10, offset: int = 0, **filters):  # type: ignore[no-untyped-def]
+            stmt = views.batch_history_stmt(filters.pop("org", "default"), **filters)
+            rows = views.batch_history_page(session, stmt, limit, offset)
+            return rows, views.count_rows(session, stmt)
+
+        rows, total = history()
         assert total == 25
         assert [r.id for r in rows] == other_ids[::-1]
-        rows, _ = b.list_batch_history(session, "default", limit=10, offset=20)
+        rows, _ = history(offset=20)
         assert [r.id for r in rows] == ids[4::-1]
-        rows, total = b.list_batch_history(session, "default", cube_id=cube.cube_id, limit=3)
+        rows, total = history(limit=3, cube_id=cube.cube_id)
         assert total == 15 and [r.id for r in rows] == ids[:-4:-1]
-        _, total = b.list_batch_history(session, "default", batch_type="full-rebuild")
+        _, total = history(batch_type="full-rebuild")
         assert total == 10
         b.cancel_or_request(session, ids[0])
-        rows, total = b.list_batch_history(session, "default", status="cancelled")
+        rows, total = history(status="cancelled")
         assert total == 1 and rows[0].id == ids[0]
-        _, total = b.list_batch_history(session, "default", project_id=uuid.uuid4())
+        _, total = history(project_id=uuid.uuid4())
         assert total == 0
-        assert b.list_batch_history(session, "elsewhere") == ([], 0)
+        assert history(org="elsewhere") == ([], 0)
         with pytest.raises(InvalidValueError, match="offset"):
-            b.list_batch_history(session, "default", offset=-1)
+            history(offset=-1)
 
 
 def test_unknown_batch_type_is_refused(store: Store, cube) -> None:

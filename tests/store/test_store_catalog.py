@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from aggsched.store import ConflictError, InvalidValueError, NotFoundError, Store
+from aggsched.store import api_views as views
 from aggsched.store import catalog as cat
 from aggsched.store.models import AggregateInstance, InstanceStatus, Role
 
@@ -99,17 +100,20 @@ def test_definitions_upsert_list_block(store: Store, cube) -> None:
         assert again.id == ids[0]
         assert again.spec == {"attributes": ["n_name"], "metrics": ["sum_sales"]}
     with store.session() as session:
-        rows, total = cat.list_definitions(session, "default", cube_id=cube.cube_id, limit=2)
+        rows, total = views.list_definitions(session, "default", cube_id=cube.cube_id, limit=2)
         assert total == 5 and len(rows) == 2
         blocked = cat.set_definition_blocked(session, "default", ids[1], True)
         assert blocked.blocked is True
         cat.mark_definition_removed(session, blocked)
-        _, total = cat.list_definitions(session, "default", project_id=cube.project_id)
-        assert total == 4
+        _, total = views.list_definitions(
+            session, "default", project_id=cube.project_id, status="invalid"
+        )
+        assert total == 1  # the removed one
+        assert len(cat.cube_definitions(session, cube.cube_id, include_removed=False)) == 4
         with pytest.raises(InvalidValueError, match="definition type"):
             _definition_bad_type(session, cube)
         with pytest.raises(InvalidValueError, match="limit"):
-            cat.list_definitions(session, "default", limit=0)
+            views.list_definitions(session, "default", limit=0)
 
 
 def _definition_bad_type(session, cube) -> None:
@@ -185,10 +189,10 @@ def test_instance_status_updates_and_listing(store: Store, cube) -> None:
         with pytest.raises(InvalidValueError, match="colour"):
             cat.set_instance_status(session, inst.id, "failed", colour="red")
     with store.session() as session:
-        failed, total = cat.list_instances(session, "default", statuses=["failed"])
+        failed, total = views.list_instances(session, "default", status="failed")
         assert total == 1 and failed[0].error == "boom"
         assert failed[0].materialization_start_time == start
-        _, total = cat.list_instances(session, "default", cube_id=cube.cube_id)
+        _, total = views.list_instances(session, "default", cube_id=cube.cube_id)
         assert total == 2
         with pytest.raises(NotFoundError):
             cat.get_instance(session, "elsewhere", inst.id)
@@ -228,7 +232,7 @@ def test_racing_activations_leave_exactly_one_active(pg_database: str) -> None:
             cat.activate_instance(session, new2.id)
         thread.join(10)
         with store.session() as session:
-            active, total = cat.list_instances(session, "default", statuses=["active"])
+            active, total = views.list_instances(session, "default", status="active")
             assert total == 1 and active[0].id == new1.id
             assert cat.get_instance(session, "default", old.id).status == "deleted"
     finally:

@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from aggsched.store._paging import page
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
 from aggsched.store.models import BatchStatus, BatchType, BuildBatch
 from aggsched.store.queue import claim_next_batch, recover_stale_batches
@@ -27,7 +26,6 @@ __all__ = [
     "finish_batch",
     "get_batch",
     "heartbeat_batch",
-    "list_batch_history",
     "recover_stale_batches",
 ]
 
@@ -69,31 +67,6 @@ def get_batch(session: Session, batch_id: uuid.UUID, org_id: str | None = None) 
     if batch is None or (org_id is not None and batch.org_id != org_id):
         raise NotFoundError(f"build batch {batch_id} not found")
     return batch
-
-
-def list_batch_history(
-    session: Session,
-    org_id: str,
-    *,
-    limit: int = 10,
-    offset: int = 0,
-    project_id: uuid.UUID | None = None,
-    cube_id: uuid.UUID | None = None,
-    status: BatchStatus | str | None = None,
-    batch_type: BatchType | str | None = None,
-) -> tuple[list[BuildBatch], int]:
-    """One page of the organization's batches, newest first, and the total matching."""
-    stmt = select(BuildBatch).where(BuildBatch.org_id == org_id)
-    if project_id is not None:
-        stmt = stmt.where(BuildBatch.project_id == project_id)
-    if cube_id is not None:
-        stmt = stmt.where(BuildBatch.cube_id == cube_id)
-    if status is not None:
-        stmt = stmt.where(BuildBatch.status == str(status))
-    if batch_type is not None:
-        stmt = stmt.where(BuildBatch.batch_type == str(batch_type))
-    order = [BuildBatch.create_date.desc(), BuildBatch.id.desc()]
-    return page(session, stmt, order, limit, offset)
 
 
 def find_pending_batch(

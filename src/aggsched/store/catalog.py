@@ -19,7 +19,6 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from aggsched.store._paging import page
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
 from aggsched.store.models import (
     AggregateDefinition,
@@ -330,28 +329,6 @@ def get_definition(session: Session, org_id: str, definition_id: uuid.UUID) -> A
     return definition
 
 
-def list_definitions(
-    session: Session,
-    org_id: str,
-    *,
-    project_id: uuid.UUID | None = None,
-    cube_id: uuid.UUID | None = None,
-    include_removed: bool = False,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[AggregateDefinition], int]:
-    """One page of definitions, oldest first (stable order), and the total."""
-    model = AggregateDefinition
-    stmt = select(model).where(model.org_id == org_id)
-    if project_id is not None:
-        stmt = stmt.where(model.project_id == project_id)
-    if cube_id is not None:
-        stmt = stmt.where(model.cube_id == cube_id)
-    if not include_removed:
-        stmt = stmt.where(model.removed_at.is_(None))
-    return page(session, stmt, [model.created_at, model.id], limit, offset)
-
-
 def set_definition_blocked(
     session: Session, org_id: str, definition_id: uuid.UUID, blocked: bool
 ) -> AggregateDefinition:
@@ -401,29 +378,6 @@ def get_instance(session: Session, org_id: str, instance_id: uuid.UUID) -> Aggre
     if instance is None or instance.org_id != org_id:
         raise NotFoundError(f"aggregate instance {instance_id} not found in {org_id!r}")
     return instance
-
-
-def list_instances(
-    session: Session,
-    org_id: str,
-    *,
-    cube_id: uuid.UUID | None = None,
-    definition_id: uuid.UUID | None = None,
-    statuses: Iterable[InstanceStatus | str] | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[AggregateInstance], int]:
-    """One page of instances, newest first, and the total."""
-    model = AggregateInstance
-    stmt = select(model).where(model.org_id == org_id)
-    if cube_id is not None:
-        stmt = stmt.where(model.cube_id == cube_id)
-    if definition_id is not None:
-        stmt = stmt.where(model.definition_id == definition_id)
-    if statuses is not None:
-        values = [_enum(InstanceStatus, str(s), "instance status") for s in statuses]
-        stmt = stmt.where(model.status.in_(values))
-    return page(session, stmt, [model.created_at.desc(), model.id.desc()], limit, offset)
 
 
 def active_instance(session: Session, definition_id: uuid.UUID) -> AggregateInstance | None:
