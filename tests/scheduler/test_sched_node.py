@@ -203,3 +203,37 @@ def test_a_sql_error_is_not_retried(
 def _closed(store: Store, batch_id: uuid.UUID) -> bool:
     with store.session() as s:
         return batches.get_batch(s, batch_id).status not in ("pending", "inprogress")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("per_connection", [1, 2])
+def test_the_per_connection_limit_bounds_builds_on_one_warehouse(
+    store: Store, tpch_postgres: str, sml_tpch: Path, tmp_path: Path, per_connection: int
+) -> None:
+    """Two cubes on the same connections, two workers: with a per-connection limit of 1
+    they build one after the other; with 2, side by side."""
+    from aggsched.engine.publish import publish_path
+    from sml.helpers import replace_in
+
+    schema = f"as_agg_{uuid.uuid4().hex[:8]}"
+    first = publish_tpch(store, slow_repo(sml_tpch, tmp_path / "a", 0.001), tpch_postgres, schema)
+    other = slow_repo(sml_tpch, tmp_path / "b", 0.001)
+    replace_in(other, "catalog.yml", "unique_name: tpc-h", "unique_name: tpc-h-second")
+    second = publish_path(store, other)
+    queued = [*first.queued_batches, *second.queued_batches]
+    assert len(queued) == 2
+    options = WorkerOptions(max_concurrent=2, max_per_connection=per_connection,
+                            heartbeat_seconds=0.5, poll_seconds=0.1)  # fmt: skip
+    workers = WorkerPool(store, node_id="limits", options=options)
+    workers.start()
+    most_at_once = 0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(_closed(store, b) for b in queued):
+            running = [b for b in all_batches(store) if b.status == "inprogress"]
+            most_at_once = max(most_at_once, len(running))
+            time.sleep(0.05)
+    finally:
+        workers.stop(grace=60)
+    assert all(_closed(store, b) for b in queued)
+    assert most_at_once == per_connection
