@@ -110,7 +110,7 @@ def _qualify(expression: exp.Expression, alias: str, relation: Relation) -> exp.
             return exp.Column(this=identifier, table=ident(alias))
         return node
 
-    return expression.copy().transform(fix)
+    return expression.transform(fix, copy=False)
 
 
 def column_expr(alias: str, relation: Relation, column: str, dialect: str) -> exp.Expression:
@@ -202,8 +202,10 @@ def base_select(
     for metric, partial in metric_partials(spec):
         value = column_expr(metric.alias, rels[metric.alias], metric.column, dialect)
         out = naming.metric_column(metric.name, partial)
-        select = select.select(exp.alias_(_partial_expr(partial, value, dialect), ident(out)))
-    select = select.from_(relation_source(spec.fact, spec.fact_alias, target))
+        select = select.select(
+            exp.alias_(_partial_expr(partial, value, dialect), ident(out)), copy=False
+        )
+    select = select.from_(relation_source(spec.fact, spec.fact_alias, target), copy=False)
     for join in spec.joins:
         left_rel = rels[join.left_alias]
         conditions = [
@@ -217,11 +219,14 @@ def base_select(
             relation_source(join.relation, join.alias, target),
             on=exp.and_(*conditions),
             join_type="left",
+            copy=False,
         )
     if since is not None:
-        select = select.where(exp.GTE(this=incremental_expr(spec, dialect), expression=since))
+        select = select.where(
+            exp.GTE(this=incremental_expr(spec, dialect), expression=since.copy()), copy=False
+        )
     if grain:
-        select = select.group_by(*(item.this.copy() for item in grain))
+        select = select.group_by(*(item.this.copy() for item in grain), copy=False)
     return select
 
 
@@ -255,15 +260,15 @@ def derived_select(
         value: exp.Expression = func(this=exp.column(ident(col), table=ident(alias)))
         if partial == "count":  # keep counts integers, as in a build from the base tables
             value = exp.cast(value, "BIGINT")
-        select = select.select(exp.alias_(value, ident(col)))
-    select = select.from_(exp.alias_(source_table, ident(alias), table=True))
+        select = select.select(exp.alias_(value, ident(col)), copy=False)
+    select = select.from_(exp.alias_(source_table, ident(alias), table=True), copy=False)
     if since is not None and spec.incremental:
         col = naming.incremental_column(spec.incremental.column)
         select = select.where(
-            exp.GTE(this=exp.column(ident(col), table=ident(alias)), expression=since)
+            exp.GTE(this=exp.column(ident(col), table=ident(alias)), expression=since.copy())
         )
     if items:
-        select = select.group_by(*(item.this.copy() for item in items))
+        select = select.group_by(*(item.this.copy() for item in items), copy=False)
     return select
 
 
@@ -306,7 +311,7 @@ def delete_since(dest: exp.Table, spec: DefinitionSpec, since: exp.Expression) -
     if spec.incremental is None:
         raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
     col = ident(naming.incremental_column(spec.incremental.column))
-    return exp.delete(dest, where=exp.GTE(this=exp.column(col), expression=since))
+    return exp.delete(dest, where=exp.GTE(this=exp.column(col), expression=since.copy()))
 
 
 def insert_select(dest: exp.Table, spec: DefinitionSpec, query: exp.Select) -> exp.Insert:
