@@ -7,8 +7,6 @@ dataset, base metrics with their column SQL, attributes with join paths, and the
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import timedelta
@@ -146,62 +144,6 @@ class AggregateSpec:
             for step in attr.join_path:
                 seen.setdefault(step.right_alias, step)
         return tuple(seen.values())
-
-    def content(self) -> dict[str, Any]:
-        """The canonical description of the table's content (what ``fingerprint`` hashes).
-
-        Names and labels are left out: renaming a definition does not change its rows.
-        """
-        used: dict[str, set[str]] = {self.fact_dataset: set()}
-        for metric in self.metrics:
-            used[self.fact_dataset].add(metric.column)
-        for attr in self.attributes:
-            used.setdefault(attr.dataset, set()).update(attr.columns)
-            for step in attr.join_path:
-                used.setdefault(step.right_dataset, set()).update(step.right_columns)
-        return {
-            "fact_dataset": self.fact_dataset,
-            "target_connection": self.target_connection,
-            "datasets": {name: self._dataset_content(name, cols) for name, cols in used.items()},
-            "metrics": sorted(
-                [m.unique_name, m.calculation_method.value, m.column] for m in self.metrics
-            ),
-            "attributes": sorted(
-                (
-                    [
-                        a.name,
-                        a.dimension,
-                        a.attribute,
-                        a.alias,
-                        list(a.columns),
-                        a.partition,
-                        [to_jsonable(s) for s in a.join_path],
-                    ]
-                    for a in self.attributes
-                ),
-                key=lambda item: json.dumps(item, sort_keys=True),
-            ),
-        }
-
-    def _dataset_content(self, name: str, columns: set[str]) -> dict[str, Any]:
-        ds = self.datasets.get(name)
-        if ds is None:
-            return {"missing": True}
-        conn = self.connections.get(ds.connection_id)
-        return {
-            "connection": [conn.as_connection, conn.database, conn.schema]
-            if conn
-            else ds.connection_id,
-            "table": ds.table,
-            "sql": ds.sql,
-            "dialects": to_jsonable(ds.dialects),
-            "columns": [to_jsonable(ds.column(c)) for c in sorted(columns)],
-        }
-
-    def fingerprint(self) -> str:
-        """Stable SHA-256 (hex) of :meth:`content`: equal iff the table would be equal."""
-        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the whole spec (for storing or showing it)."""
