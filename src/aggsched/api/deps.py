@@ -13,15 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from aggsched.api.auth import Authenticator, Principal, unauthorized
-from aggsched.api.errors import ApiError
+from aggsched.api.errors import ApiError, bad_request
 from aggsched.config import Settings
 from aggsched.store import Store, catalog
 from aggsched.store.errors import NotFoundError
-from aggsched.store.models import Role
+from aggsched.store.models import Cube, Role
 
 READ = frozenset(Role)
 WRITE = frozenset({Role.ADMIN, Role.AGGREGATES_MANAGE})
@@ -114,3 +115,21 @@ OrgAdmin = Annotated[OrgContext, Depends(_access(ADMIN, "this change"))]
 ProjectId = Annotated[uuid.UUID, Path(description="Project id (UUID)")]
 CubeId = Annotated[uuid.UUID, Path(description="Cube id (UUID)")]
 JobId = Annotated[uuid.UUID, Path(description="Schedule id (UUID)")]
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
+Offset = Annotated[int, Query(ge=0, le=2**62, description="Rows to skip")]
+
+
+def find_cube(session: Session, org_id: str, project_id: uuid.UUID, cube_id: uuid.UUID) -> Cube:
+    """The cube; 404 when the project or cube is not the org's, 400 when the cube is
+    the org's but belongs to another project."""
+    try:
+        return catalog.get_cube(session, org_id, project_id, cube_id)
+    except NotFoundError:
+        catalog.get_project(session, org_id, project_id)
+        other = session.get(Cube, cube_id)
+        if other is not None and other.org_id == org_id and other.deleted_at is None:
+            raise bad_request(
+                "cubeId", f"cube {cube_id} belongs to project {other.project_id}, not {project_id}"
+            ) from None
+        raise

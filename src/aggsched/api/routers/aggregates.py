@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
-from aggsched.api.deps import OrgRead, OrgWrite, StoreDep
+from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.errors import ApiError
 from aggsched.store import api_views, catalog, org_settings, utcnow
@@ -24,8 +24,6 @@ from aggsched.store.models import (
 
 router = APIRouter(prefix="/aggregates/orgId/{orgId}", tags=["aggregates"])
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=2**62)]
 LIVE = (InstanceStatus.PENDING.value, InstanceStatus.INPROGRESS.value, InstanceStatus.ACTIVE.value)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
-from aggsched.api.deps import OrgRead, OrgWrite, StoreDep
+from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.totals import TotalCounter
 from aggsched.store import api_views, batches, catalog
@@ -23,8 +22,8 @@ def build_history(
     request: Request,
     org: OrgRead,
     store: StoreDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Limit = 10,
+    offset: Offset = 0,
     force_pull: bool = False,
     projectId: uuid.UUID | None = None,
     cubeId: uuid.UUID | None = None,

@@ -8,14 +8,22 @@ import tarfile
 import zipfile
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, UploadFile
 
 from aggsched.api import present, schemas
-from aggsched.api.deps import CubeId, OrgAdmin, OrgRead, ProjectId, StoreDep
+from aggsched.api.deps import (
+    CubeId,
+    Limit,
+    Offset,
+    OrgAdmin,
+    OrgRead,
+    ProjectId,
+    StoreDep,
+    find_cube,
+)
 from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.api.routers.aggregates import definitions_page
-from aggsched.api.routers.schedules import find_cube
 from aggsched.engine.publish import PublishError, PublishResult, publish
 from aggsched.sml import SmlError
 from aggsched.sml.source import SourceError, read_tar, read_zip, strip_common_root
@@ -106,8 +114,8 @@ def cube_definitions(
     store: StoreDep,
     projectId: ProjectId,
     cubeId: CubeId,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, object]:
     """The cube's aggregate definitions (AtScale field names)."""
     with store.session() as session:
@@ -128,8 +136,8 @@ def cube_instances(
     store: StoreDep,
     projectId: ProjectId,
     cubeId: CubeId,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, object]:
     """The cube's aggregate instances, newest first."""
     with store.session() as session:

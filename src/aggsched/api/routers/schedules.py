@@ -17,15 +17,24 @@ from fastapi import APIRouter, Body, Query
 from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
-from aggsched.api.deps import CubeId, JobId, OrgRead, OrgWrite, ProjectId, StoreDep
+from aggsched.api.deps import (
+    CubeId,
+    JobId,
+    Limit,
+    Offset,
+    OrgRead,
+    OrgWrite,
+    ProjectId,
+    StoreDep,
+    find_cube,
+)
 from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.cron import CronSyntaxError, CronTimeZoneError
 from aggsched.engine import scheduler as engine_scheduler
 from aggsched.engine.queueing import queue_batch
-from aggsched.store import catalog, schedules, utcnow
-from aggsched.store.errors import NotFoundError
-from aggsched.store.models import BatchType, Cube
+from aggsched.store import schedules, utcnow
+from aggsched.store.models import BatchType
 from aggsched.store.notify import notify_schedules_changed
 
 PATH = "aggregate/create"
@@ -33,21 +42,6 @@ router = APIRouter(
     prefix="/org/{orgId}/project/{projectId}/cube/{cubeId}/aggregates-creation",
     tags=["schedules"],
 )
-
-
-def find_cube(session: Session, org_id: str, project_id: uuid.UUID, cube_id: uuid.UUID) -> Cube:
-    """The cube; 404 when the project or cube is not the org's, 400 when the cube is
-    the org's but belongs to another project."""
-    try:
-        return catalog.get_cube(session, org_id, project_id, cube_id)
-    except NotFoundError:
-        catalog.get_project(session, org_id, project_id)
-        other = session.get(Cube, cube_id)
-        if other is not None and other.org_id == org_id and other.deleted_at is None:
-            raise bad_request(
-                "cubeId", f"cube {cube_id} belongs to project {other.project_id}, not {project_id}"
-            ) from None
-        raise
 
 
 def _check_field_count(text: str) -> None:
@@ -202,8 +196,8 @@ def schedule_history(
     projectId: ProjectId,
     cubeId: CubeId,
     jobId: JobId,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, object]:
     """The schedule's executions, newest first (also for a deleted schedule)."""
     with store.session() as session:
