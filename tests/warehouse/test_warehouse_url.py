@@ -97,7 +97,7 @@ def test_postgres_password_from_env_is_redacted(pg_database: str) -> None:
 def test_identifiers_are_quoted_and_escaped(dialect: str) -> None:
     assert sqlbuild.drop_table('we"ird', "T").sql(dialect) == 'DROP TABLE IF EXISTS "we""ird"."T"'
     assert sqlbuild.create_schema("PUBLIC").sql(dialect) == 'CREATE SCHEMA IF NOT EXISTS "PUBLIC"'
-    assert sqlbuild.rename_table("S", "a", "b").sql(dialect) == 'ALTER TABLE "S"."a" RENAME TO "b"'
+    assert sqlbuild.drop_table(None, "tmp").sql(dialect) == 'DROP TABLE IF EXISTS "tmp"'
     listing = sqlbuild.list_tables("it's", case_insensitive=False).sql(dialect)
     assert "table_schema = 'it''s'" in listing
     with pytest.raises(ValueError, match="empty"):

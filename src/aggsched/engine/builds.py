@@ -37,7 +37,7 @@ from aggsched.planning.plan import (
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.store import Store, batches, catalog, org_settings, queue, utcnow
 from aggsched.store.errors import ConflictError
-from aggsched.store.models import BatchStatus, Connection, InstanceStatus
+from aggsched.store.models import AggregateInstance, BatchStatus, Connection, InstanceStatus
 from aggsched.warehouse import (
     QueryCancelled,
     QueryTimeout,
@@ -305,10 +305,16 @@ class _SharedScans:
     """Plans and runs the shared scans of a batch (see `planning.sharedscan`)."""
 
     def __init__(
-        self, ctx: _Context, steps: list[Step], built: list[lattice.Candidate[Built]]
+        self,
+        ctx: _Context,
+        steps: list[Step],
+        built: list[lattice.Candidate[Built]],
+        enabled: bool = True,
     ) -> None:
         self.ctx = ctx
         self.by_step: dict[int, _Group] = {}
+        if not enabled:
+            return
         specs = [s.definition.spec for s in steps]
         for n, members in enumerate(sharedscan.shared_groups(specs, built)):
             members = [i for i in members if steps[i].mode is StepMode.FULL]
@@ -316,12 +322,6 @@ class _SharedScans:
                 name = f"as_agg_stage_{ctx.batch_id.hex[:8]}_{n}"
                 group = _Group(members, [specs[i] for i in members], name)
                 self.by_step.update(dict.fromkeys(members, group))
-
-    @classmethod
-    def none(cls) -> _SharedScans:
-        empty = cls.__new__(cls)
-        empty.by_step = {}
-        return empty
 
     def prepare(
         self, index: int, pool: _Pool, settings: BuildSettings, token: CancelToken
@@ -365,7 +365,7 @@ class _SharedScans:
         union = sharedscan.union_spec(group.specs)
         with suppress(WarehouseError, BuildRefused):
             wh = pool.get(where_to_build(union, self.ctx.connections).url)
-            wh.execute(sqlgen.render(sqlgen.drop_table(group.stage), wh.dialect))
+            wh.drop_table(None, group.name)
         group.stage = None
 
 
@@ -417,15 +417,14 @@ class BatchRunner:
         stop_heartbeat = self._start_heartbeat(ctx.batch_id, token)
         results: list[StepResult] = []
         steps: list[Step] = []
-        shared = _SharedScans.none()
+        shared = _SharedScans(ctx, [], [], enabled=False)
         try:
             drop_expired_tables(self.store, pool)
             steps = plan_batch(ctx.batch_type, ctx.states)
             if self.on_plan:
                 self.on_plan(steps)
             built = self._initial_sources(ctx)
-            if self.shared_scans:
-                shared = _SharedScans(ctx, steps, built)
+            shared = _SharedScans(ctx, steps, built, enabled=self.shared_scans)
             for index, step in enumerate(steps):
                 if token.cancelled:
                     break
@@ -795,13 +794,13 @@ class BatchRunner:
         return stop_beating
 
 
-def _active(instance: object) -> ActiveInstance:
+def _active(instance: AggregateInstance) -> ActiveInstance:
     return ActiveInstance(
-        id=instance.id,  # type: ignore[attr-defined]
-        table_schema=instance.table_schema or "",  # type: ignore[attr-defined]
-        table_name=instance.table_name or "",  # type: ignore[attr-defined]
-        rows=instance.number_of_rows or 0,  # type: ignore[attr-defined]
-        watermark=instance.watermark,  # type: ignore[attr-defined]
+        id=instance.id,
+        table_schema=instance.table_schema or "",
+        table_name=instance.table_name or "",
+        rows=instance.number_of_rows or 0,
+        watermark=instance.watermark,
     )
 
 

@@ -322,7 +322,3 @@ def insert_select(dest: exp.Table, spec: DefinitionSpec, query: exp.Select) -> e
 
 def create_table_as(dest: exp.Table, query: exp.Query) -> exp.Create:
     return exp.Create(this=dest, kind="TABLE", expression=query)
-
-
-def drop_table(dest: exp.Table) -> exp.Drop:
-    return exp.Drop(kind="TABLE", tables=[dest], exists=True)

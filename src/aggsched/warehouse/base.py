@@ -144,14 +144,9 @@ class Warehouse(ABC):
             return table.lower() in (n.lower() for n in names)
         return table in names
 
-    def drop_table(self, schema: str, table: str) -> None:
-        """Drop ``schema.table`` if it exists."""
+    def drop_table(self, schema: str | None, table: str) -> None:
+        """Drop ``schema.table`` (``schema`` None: a temporary table) if it exists."""
         self.execute(self.render(sqlbuild.drop_table(schema, table)))
-
-    def rename_table(self, schema: str, old: str, new: str) -> None:
-        """Rename a table within its schema (e.g. to publish a table built under a
-        temporary name)."""
-        self.execute(self.render(sqlbuild.rename_table(schema, old, new)))
 
     def row_count(self, schema: str, table: str) -> int:
         """Number of rows in ``schema.table``."""

@@ -18,26 +18,17 @@ def ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)  # type: ignore[return-value]
 
 
-def table(schema: str, name: str) -> exp.Table:
-    """``"schema"."name"``."""
-    return exp.Table(this=ident(name), db=ident(schema))
+def table(schema: str | None, name: str) -> exp.Table:
+    """``"schema"."name"``, or ``"name"`` alone (a temporary table has no schema)."""
+    return exp.Table(this=ident(name), db=ident(schema) if schema is not None else None)
 
 
 def create_schema(schema: str) -> exp.Create:
     return exp.Create(kind="SCHEMA", this=exp.Table(db=ident(schema)), exists=True)
 
 
-def drop_table(schema: str, name: str) -> exp.Drop:
+def drop_table(schema: str | None, name: str) -> exp.Drop:
     return exp.Drop(kind="TABLE", tables=[table(schema, name)], exists=True)
-
-
-def rename_table(schema: str, old: str, new: str) -> exp.Alter:
-    """ALTER TABLE "s"."old" RENAME TO "new" (the table stays in its schema)."""
-    return exp.Alter(
-        this=table(schema, old),
-        kind="TABLE",
-        actions=[exp.AlterRename(this=exp.Table(this=ident(new)))],
-    )
 
 
 def count_rows(schema: str, name: str) -> exp.Select:
