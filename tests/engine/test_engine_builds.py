@@ -25,7 +25,7 @@ from aggsched.planning.sqlgen import output_columns
 from aggsched.store import Store, batches, catalog, org_settings, queue
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
-from engine.tpch_project import make_repo, publish_tpch
+from engine.tpch_project import AGGREGATES, make_repo, publish_tpch
 from sml.helpers import replace_in
 
 LINEITEM_JOINS = """
@@ -220,17 +220,30 @@ def test_rebuild_estimates_replaces_atomically_and_drops_old_tables(
         assert set(wh.list_tables(schema, "as_agg_")) == {i.table_name for i in second.values()}
 
 
-def test_a_broken_dataset_fails_only_its_aggregates(
-    store, sml_tpch, tmp_path, warehouse_url, schema
-):
+def own_customer_repo(
+    sml_tpch: Path, tmp_path: Path, url: str, schema: str, aggregates: list | None = None
+) -> tuple[Path, str]:
+    """The TPC-H repo whose customer dataset reads a copy owned by the test (which may
+    then break or empty it), and that copy's table name."""
     own = f"CUST_{uuid.uuid4().hex[:6]}"
-    with open_warehouse(warehouse_url) as wh:
+    with open_warehouse(url) as wh:
         wh.ensure_schema(schema)
         wh.execute(f'CREATE TABLE "{schema}"."{own}" AS SELECT * FROM "TPCH_SF1"."CUSTOMER"')
-    repo = make_repo(sml_tpch, tmp_path / "repo")
+    repo = make_repo(sml_tpch, tmp_path / "repo", aggregates)
     replace_in(
         repo, "datasets/customer.yml", "table: CUSTOMER", f'sql: SELECT * FROM "{schema}"."{own}"'
     )
+    return repo, own
+
+
+def only(name: str) -> list[dict]:
+    return [a for a in AGGREGATES if a["unique_name"] == name]
+
+
+def test_a_broken_dataset_fails_only_its_aggregates(
+    store, sml_tpch, tmp_path, warehouse_url, schema
+):
+    repo, own = own_customer_repo(sml_tpch, tmp_path, warehouse_url, schema)
     result = publish_tpch(store, repo, warehouse_url, schema)
     cube_id = result.cubes["Retail TPCH"]
     assert run_pending(store, result.queued_batches[0]).status is BatchStatus.DONE
@@ -254,21 +267,10 @@ def test_a_broken_dataset_fails_only_its_aggregates(
 
 
 def test_outcome_guard_keeps_a_good_table(store, sml_tpch, tmp_path, warehouse_url, schema):
-    own = f"CUST_{uuid.uuid4().hex[:6]}"
-    with open_warehouse(warehouse_url) as wh:
-        wh.ensure_schema(schema)
-        wh.execute(f'CREATE TABLE "{schema}"."{own}" AS SELECT * FROM "TPCH_SF1"."CUSTOMER"')
-    repo = make_repo(sml_tpch, tmp_path / "repo", aggregates=[])
-    replace_in(
-        repo, "datasets/customer.yml", "table: CUSTOMER", f'sql: SELECT * FROM "{schema}"."{own}"'
-    )
     # an aggregate with a grain, so an emptied source gives an empty table
-    from engine.tpch_project import AGGREGATES
-
-    replace_in(repo, "models/Retail TPCH.yml", "aggregates: []\n", "")
-    from sml.helpers import add_aggregates
-
-    add_aggregates(repo, [a for a in AGGREGATES if a["unique_name"] == "customers_by_region"])
+    repo, own = own_customer_repo(
+        sml_tpch, tmp_path, warehouse_url, schema, only("customers_by_region")
+    )
     result = publish_tpch(store, repo, warehouse_url, schema)
     cube_id = result.cubes["Retail TPCH"]
     run_pending(store, result.queued_batches[0])
@@ -290,12 +292,7 @@ SLOW_CUSTOMER = {
 
 
 def slow_repo(sml_tpch: Path, tmp_path: Path) -> Path:
-    from engine.tpch_project import AGGREGATES
-
-    repo = make_repo(
-        sml_tpch, tmp_path / "repo",
-        [a for a in AGGREGATES if a["unique_name"] == "customers_by_region"],
-    )  # fmt: skip
+    repo = make_repo(sml_tpch, tmp_path / "repo", only("customers_by_region"))
     replace_in(
         repo,
         "datasets/customer.yml",
@@ -365,8 +362,6 @@ def test_datasets_in_two_warehouses_make_the_definition_invalid(
 def test_republish_invalidates_and_next_batch_drops_the_table(
     store, sml_tpch, tmp_path, tpch_duckdb, schema
 ):
-    from engine.tpch_project import AGGREGATES
-
     result = publish_tpch(store, make_repo(sml_tpch, tmp_path / "repo"), tpch_duckdb, schema)
     cube_id = result.cubes["Retail TPCH"]
     run_pending(store, result.queued_batches[0])
