@@ -25,7 +25,7 @@ from aggsched.planning.sqlgen import output_columns
 from aggsched.store import Store, batches, catalog, org_settings, queue
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
-from engine.tpch_project import AGGREGATES, make_repo, publish_tpch
+from engine.tpch_project import AGGREGATES, make_repo, publish_tpch, slow_repo
 from sml.helpers import replace_in
 
 LINEITEM_JOINS = """
@@ -283,28 +283,8 @@ def test_outcome_guard_keeps_a_good_table(store, sml_tpch, tmp_path, warehouse_u
     assert active_of(store, cube_id)["customers_by_region"].id == good.id
 
 
-SLOW_CUSTOMER = {
-    # ~1,500 customers x a per-row delay: seconds of work that a cancel must interrupt
-    "duckdb": 'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c, range(200000) t '
-    'WHERE hash(t.range + c."C_CUSTKEY") % 1000000007 <> 5 OR t.range = 0',
-    "postgres": 'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c WHERE pg_sleep(0.02) IS NOT NULL',
-}
-
-
-def slow_repo(sml_tpch: Path, tmp_path: Path) -> Path:
-    repo = make_repo(sml_tpch, tmp_path / "repo", only("customers_by_region"))
-    replace_in(
-        repo,
-        "datasets/customer.yml",
-        "table: CUSTOMER",
-        f"sql: '{SLOW_CUSTOMER['duckdb']}'\ndialects:\n"
-        f"  - dialect: Postgresql\n    sql: '{SLOW_CUSTOMER['postgres']}'",
-    )
-    return repo
-
-
 def test_cancel_mid_build_leaves_nothing_partial(store, sml_tpch, tmp_path, warehouse_url, schema):
-    result = publish_tpch(store, slow_repo(sml_tpch, tmp_path), warehouse_url, schema)
+    result = publish_tpch(store, slow_repo(sml_tpch, tmp_path / "repo"), warehouse_url, schema)
     batch_id = result.queued_batches[0]
     cancel_at = []
 
@@ -329,7 +309,7 @@ def test_cancel_mid_build_leaves_nothing_partial(store, sml_tpch, tmp_path, ware
 
 
 def test_timeout_fails_the_aggregate_cleanly(store, sml_tpch, tmp_path, warehouse_url, schema):
-    result = publish_tpch(store, slow_repo(sml_tpch, tmp_path), warehouse_url, schema)
+    result = publish_tpch(store, slow_repo(sml_tpch, tmp_path / "repo"), warehouse_url, schema)
     with store.session() as s:
         org_settings.set_setting(s, "default", "aggregates.build.timeoutSeconds", "1")
     started = time.monotonic()

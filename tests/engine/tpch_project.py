@@ -93,3 +93,26 @@ def map_connections(store: Store, url: str, aggregate_schema: str, org: str = "d
 def publish_tpch(store: Store, repo: Path, url: str, schema: str | None = None) -> PublishResult:
     map_connections(store, url, schema or f"as_agg_{uuid.uuid4().hex[:8]}")
     return publish_path(store, repo)
+
+
+# ~1,500 customers x a per-row cost: seconds of work a cancel, a timeout or a SIGTERM must cut
+SLOW_CUSTOMER_DUCKDB = (
+    'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c, range(200000) t '
+    'WHERE hash(t.range + c."C_CUSTKEY") % 1000000007 <> 5 OR t.range = 0'
+)
+SLOW_CUSTOMER_POSTGRES = (
+    'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c WHERE pg_sleep({delay}) IS NOT NULL'
+)
+
+
+def slow_repo(source: Path, target: Path, pg_delay_per_row: float = 0.02) -> Path:
+    """The TPC-H repo with one customer aggregate whose dataset SQL is slow on purpose
+    (DuckDB: a large cross join; PostgreSQL, through its dialect variant: a sleep per row)."""
+    only = [a for a in AGGREGATES if a["unique_name"] == "customers_by_region"]
+    repo = make_repo(source, target, only)
+    postgres = SLOW_CUSTOMER_POSTGRES.format(delay=pg_delay_per_row)
+    replace_in(
+        repo, "datasets/customer.yml", "table: CUSTOMER",
+        f"sql: '{SLOW_CUSTOMER_DUCKDB}'\ndialects:\n  - dialect: Postgresql\n    sql: '{postgres}'",
+    )  # fmt: skip
+    return repo

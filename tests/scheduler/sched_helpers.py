@@ -66,23 +66,6 @@ def all_batches(store: Store) -> list[BuildBatch]:
         return rows
 
 
-SLOW_CUSTOMER_SQL = 'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c WHERE pg_sleep({delay}) IS NOT NULL'
-
-
-def slow_repo(sml_tpch, target, delay_per_row: float):  # type: ignore[no-untyped-def]
-    """The TPC-H repo with one customer aggregate whose build sleeps per customer row on
-    PostgreSQL (~1,500 rows), so a build runs for a predictable few seconds."""
-    from engine.tpch_project import AGGREGATES, make_repo
-    from sml.helpers import replace_in
-
-    only = [a for a in AGGREGATES if a["unique_name"] == "customers_by_region"]
-    repo = make_repo(sml_tpch, target, only)
-    sql = SLOW_CUSTOMER_SQL.format(delay=delay_per_row)
-    replace_in(repo, "datasets/customer.yml", "table: CUSTOMER",
-               f"sql: '{sql}'\ndialects:\n  - dialect: Postgresql\n    sql: '{sql}'")  # fmt: skip
-    return repo
-
-
 def assert_cadence(
     times: list[datetime], expression: str, after: datetime, until: datetime
 ) -> None:

@@ -18,7 +18,7 @@ import pytest
 from aggsched.store import Store, batches, catalog
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
-from engine.tpch_project import publish_tpch
+from engine.tpch_project import publish_tpch, slow_repo
 from scheduler.sched_helpers import (
     add_schedule,
     all_batches,
@@ -26,7 +26,6 @@ from scheduler.sched_helpers import (
     executions,
     fire_times,
     make_cubes,
-    slow_repo,
     wait_for,
 )
 

@@ -18,13 +18,12 @@ from aggsched.engine.workers import WorkerOptions, WorkerPool
 from aggsched.store import Store, batches, catalog
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
-from engine.tpch_project import publish_tpch
+from engine.tpch_project import publish_tpch, slow_repo
 from scheduler.sched_helpers import (
     add_schedule,
     all_batches,
     executions,
     make_cubes,
-    slow_repo,
     wait_for,
 )
 
