@@ -237,3 +237,25 @@ def test_racing_activations_leave_exactly_one_active(pg_database: str) -> None:
             assert cat.get_instance(session, "default", old.id).status == "deleted"
     finally:
         store.dispose()
+
+
+def test_estimates_come_from_each_definitions_latest_successful_build(store: Store, cube) -> None:
+    from aggsched.engine.queueing import estimate_seconds
+
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    with store.session() as session:
+        built = _definition(session, cube, "built")
+        never = _definition(session, cube, "never")
+        for minutes, seconds, status in ((1, 40.0, "deleted"), (2, 2.5, "failed"), (3, 3.2, None)):
+            inst = cat.create_instance(session, built)
+            cat.set_instance_status(
+                session, inst.id, status or "inprogress", build_duration=seconds,
+                materialization_end_time=t0 + timedelta(minutes=minutes),
+            )  # fmt: skip
+            if status is None:
+                cat.activate_instance(session, inst.id)
+        durations = cat.last_build_seconds(session, cube.cube_id)
+        assert durations[built.id] == (3.2, True)  # the latest success, not the failure
+        assert durations[never.id] == (0.0, False)
+        assert estimate_seconds(session, cube.cube_id, "full-rebuild") == 4
+        assert estimate_seconds(session, cube.cube_id, "materialize-pending-instances") == 0

@@ -10,17 +10,13 @@ import math
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aggsched.store import batches, catalog
 from aggsched.store.models import (
-    AggregateDefinition,
-    AggregateInstance,
     BatchType,
     BuildBatch,
     Cube,
-    InstanceStatus,
 )
 
 _WORK = {
@@ -41,31 +37,8 @@ class Queued:
 def estimate_seconds(session: Session, cube_id: uuid.UUID, batch_type: BatchType | str) -> int:
     """Sum of the last build time of each definition the batch will build (0 if unknown)."""
     only_missing = str(batch_type) == BatchType.MATERIALIZE_PENDING.value
-    definitions = session.scalars(
-        select(AggregateDefinition).where(
-            AggregateDefinition.cube_id == cube_id,
-            AggregateDefinition.removed_at.is_(None),
-            AggregateDefinition.blocked.is_(False),
-        )
-    )
-    total = 0.0
-    for definition in definitions:
-        if only_missing and catalog.active_instance(session, definition.id) is not None:
-            continue
-        last = session.scalar(
-            select(AggregateInstance.build_duration)
-            .where(
-                AggregateInstance.definition_id == definition.id,
-                AggregateInstance.build_duration.is_not(None),
-                AggregateInstance.status.in_(
-                    [InstanceStatus.ACTIVE.value, InstanceStatus.DELETED.value]
-                ),
-            )
-            .order_by(AggregateInstance.materialization_end_time.desc())
-            .limit(1)
-        )
-        total += last or 0.0
-    return math.ceil(total)
+    seconds = catalog.last_build_seconds(session, cube_id).values()
+    return math.ceil(sum(s for s, active in seconds if not (only_missing and active)))
 
 
 def queue_batch(

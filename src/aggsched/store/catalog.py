@@ -11,11 +11,12 @@ import uuid
 from collections.abc import Iterable
 from contextlib import suppress
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -37,7 +38,12 @@ from aggsched.store.models import (
 from aggsched.store.types import utcnow
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Made on first use, not at import: every CLI start imports this module."""
+    return _hasher.hash("not a password of anyone")
 
 
 def _flush_or_conflict(session: Session, what: str) -> None:
@@ -108,7 +114,7 @@ def verify_password(session: Session, username: str, password: str) -> User | No
     user = get_user_by_name(session, username)
     if user is None:
         with suppress(VerificationError, InvalidHashError):
-            _hasher.verify(_DUMMY_HASH, password)  # same work: timing does not reveal names
+            _hasher.verify(_dummy_hash(), password)  # same work: timing does not reveal names
         return None
     try:
         _hasher.verify(user.password_hash, password)
@@ -633,3 +639,41 @@ def cube_instances(
         AggregateInstance.cube_id == cube_id, AggregateInstance.status.in_(values)
     )
     return list(session.scalars(stmt.order_by(AggregateInstance.created_at)))
+
+
+def last_build_seconds(session: Session, cube_id: uuid.UUID) -> dict[uuid.UUID, tuple[float, bool]]:
+    """For each live, unblocked definition of the cube: how long its latest successful
+    build took (0.0 if never built) and whether it has an active instance. One query."""
+    done = (InstanceStatus.ACTIVE.value, InstanceStatus.DELETED.value)
+    ranked = (
+        select(
+            AggregateInstance.definition_id,
+            AggregateInstance.build_duration,
+            func.row_number()
+            .over(
+                partition_by=AggregateInstance.definition_id,
+                order_by=AggregateInstance.materialization_end_time.desc(),
+            )
+            .label("n"),
+        )
+        .where(
+            AggregateInstance.cube_id == cube_id,
+            AggregateInstance.status.in_(done),
+            AggregateInstance.build_duration.is_not(None),
+        )
+        .subquery()
+    )
+    active = exists().where(
+        AggregateInstance.definition_id == AggregateDefinition.id,
+        AggregateInstance.status == InstanceStatus.ACTIVE.value,
+    )
+    stmt = (
+        select(AggregateDefinition.id, ranked.c.build_duration, active)
+        .outerjoin(ranked, (ranked.c.definition_id == AggregateDefinition.id) & (ranked.c.n == 1))
+        .where(
+            AggregateDefinition.cube_id == cube_id,
+            AggregateDefinition.removed_at.is_(None),
+            AggregateDefinition.blocked.is_(False),
+        )
+    )
+    return {row[0]: (row[1] or 0.0, bool(row[2])) for row in session.execute(stmt)}
