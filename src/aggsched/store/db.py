@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,6 +127,11 @@ class Store:
         """One transaction: commit when the block succeeds, roll back when it raises."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def ping(self) -> None:
+        """Raise unless the database answers (readiness checks)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         """Close every pooled connection (call when the owner shuts down)."""

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from sqlalchemy import text
 
 from aggsched.api import schemas
 from aggsched.api.auth import unauthorized
@@ -34,8 +33,7 @@ def healthz() -> dict[str, object]:
 def readyz(store: StoreDep) -> dict[str, object]:
     """Readiness: the metadata database answers a query."""
     try:
-        with store.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        store.ping()
     except Exception as exc:
         raise ApiError(503, f"metadata database unreachable: {type(exc).__name__}") from exc
     return ok(schemas.Health(status="ready"))
