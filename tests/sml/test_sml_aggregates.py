@@ -11,6 +11,7 @@ from sml.helpers import add_aggregates, attr, copy_repo, replace_in
 
 MODEL = "Retail TPCH"
 DATE = "Date Dimension"
+ORDERS = "Orders  - TPCH"
 
 
 def load_with(sml_tpch: Path, tmp_path: Path, *aggs: dict[str, Any]) -> LoadResult:
@@ -169,14 +170,87 @@ def test_fingerprint_is_stable_and_tracks_content(sml_tpch: Path, tmp_path: Path
     assert as_dict["metrics"][0]["calculation_method"] == "sum"
 
 
-def test_metrics_on_two_datasets_is_an_error(sml_tpch: Path, tmp_path: Path) -> None:
+def test_metrics_on_two_facts_make_a_multi_fact_aggregate(
+    sml_tpch: Path, tmp_path: Path
+) -> None:
+    """Metrics of lineitem and orders at a grain both reach (conformed dimensions): one
+    spec per fact, the same attributes in the same order, each on its own fact's path."""
+    spec = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path,
+            {
+                "unique_name": "mixed",
+                "label": "x",
+                "metrics": ["m_l_tax_sum", "m_order_revenue"],
+                "attributes": [attr("Order Year", DATE), attr("d_o_orderpriority", ORDERS)],
+            },
+        )
+    )
+    (orders,) = spec.others
+    assert (spec.fact_dataset, orders.fact_dataset) == ("lineitem", "orders")
+    assert [m.unique_name for m in spec.metrics] == ["m_l_tax_sum"]
+    assert [m.unique_name for m in orders.metrics] == ["m_order_revenue"]
+    assert [a.name for a in spec.attributes] == [a.name for a in orders.attributes]
+    assert [a.conformed for a in spec.attributes] == [a.conformed for a in orders.attributes]
+    assert spec.attributes[0].relationships_path[0] == "lineitem_Orders__-_TPCH"
+    assert orders.attributes[0].relationships_path[0] == "orders_Orders__-_TPCH"
+
+
+def test_multi_fact_attribute_unreachable_from_one_fact(sml_tpch: Path, tmp_path: Path) -> None:
     result = load_with(
         sml_tpch,
         tmp_path,
-        {"unique_name": "mixed", "label": "x", "metrics": ["m_l_tax_sum", "m_order_revenue"]},
+        {
+            "unique_name": "mixed",
+            "label": "x",
+            "metrics": ["m_l_tax_sum", "m_order_revenue"],
+            "attributes": [attr("Item Ship Year", DATE)],
+        },
     )
-    (error,) = result.errors
-    assert error.yaml_path == "aggregates[0].metrics"
-    assert "lineitem (m_l_tax_sum)" in error.message and "orders (m_order_revenue)" in error.message
-    assert result.repository is None
-    assert result.models[MODEL].aggregates == ()
+    (error,) = result.aggregate_errors
+    assert error.yaml_path == "aggregates[0].attributes[0].name"
+    assert 'not reachable from dataset "orders"' in error.message
+    assert "multi-fact" in error.message
+    assert result.ok and result.models[MODEL].aggregates == ()
+
+
+def test_relationships_path_of_another_fact_selects_the_role_play(
+    sml_tpch: Path, tmp_path: Path
+) -> None:
+    """An orders aggregate naming lineitem's relationship to the Orders dimension: the
+    path selects the dimension and role play, so orders' own relationship is used."""
+    spec = only_spec(
+        load_with(
+            sml_tpch,
+            tmp_path,
+            {
+                "unique_name": "orders_by_year",
+                "label": "x",
+                "metrics": ["m_order_revenue"],
+                "attributes": [attr("Year", DATE, "lineitem_Orders__-_TPCH")],
+            },
+        )
+    )
+    (year,) = spec.attributes
+    assert spec.fact_dataset == "orders" and year.name == "Order Year"
+    assert year.relationships_path[0] == "orders_Orders__-_TPCH"
+
+
+def test_relationships_path_with_no_equivalent_says_which_would_fit(
+    sml_tpch: Path, tmp_path: Path
+) -> None:
+    result = load_with(
+        sml_tpch,
+        tmp_path,
+        {
+            "unique_name": "orders_by_ship_year",
+            "label": "x",
+            "metrics": ["m_order_revenue"],
+            "attributes": [attr("Year", DATE, "lineitem_Date_Dimension_ItemShip")],
+        },
+    )
+    (error,) = result.aggregate_errors
+    assert error.yaml_path == "aggregates[0].attributes[0].relationships_path"
+    assert 'dataset "orders" has no relationship to dimension "Date Dimension"' in error.message
+    assert 'role play "Item Ship {0}"' in error.message

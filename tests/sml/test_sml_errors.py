@@ -63,9 +63,13 @@ def test_unknown_metric_in_aggregate_has_exact_location(repo: Path) -> None:
     )
     result = load_path(repo, env={})
     # aggregates: / - unique_name / label / metrics: / - m_l_tax_sum / - m_nope
-    assert messages(result) == [
+    assert [str(e) for e in result.aggregate_errors] == [
         f'{MODEL_FILE}:{start + 5}: aggregates[0].metrics[1]: unknown metric "m_nope"'
     ]
+    # a bad aggregate is not a broken model: the rest publishes, this one is invalid
+    assert result.ok and result.errors == []
+    (bad,) = result.models["Retail TPCH"].invalid
+    assert bad.unique_name == "a" and "m_nope" in bad.reason
 
 
 def test_yaml_syntax_error_in_needed_file(repo: Path) -> None:
@@ -106,7 +110,7 @@ def test_ambiguous_role_played_attribute_lists_candidates(repo: Path) -> None:
         ],
     )
     result = load_path(repo, env={})
-    (error,) = result.errors
+    (error,) = result.aggregate_errors
     assert error.yaml_path == "aggregates[0].attributes[0].name"
     assert "ambiguous" in error.message and "4 paths" in error.message
     for rel in (
@@ -116,6 +120,8 @@ def test_ambiguous_role_played_attribute_lists_candidates(repo: Path) -> None:
         "lineitem_Orders__-_TPCH, Orders-TPCH_DateDimension_Order",
     ):
         assert f"[{rel}]" in error.message
+    # three of the four paths go straight from the fact: no single suggestion
+    assert "straight from the fact" not in error.message
 
 
 def test_ambiguous_region_through_customer_and_supplier(repo: Path) -> None:
@@ -130,7 +136,7 @@ def test_ambiguous_region_through_customer_and_supplier(repo: Path) -> None:
             }
         ],
     )
-    (error,) = load_path(repo, env={}).errors
+    (error,) = load_path(repo, env={}).aggregate_errors
     assert '"Customer Region"' in error.message and '"Supplier Region"' in error.message
 
 
@@ -150,7 +156,7 @@ def test_unreachable_and_unknown_attributes(repo: Path) -> None:
             }
         ],
     )
-    errors = load_path(repo, env={}).errors
+    errors = load_path(repo, env={}).aggregate_errors
     assert [e.yaml_path for e in errors] == [
         "aggregates[0].attributes[0].name",
         "aggregates[0].attributes[1].name",
@@ -196,7 +202,7 @@ def test_calculation_cycle(repo: Path) -> None:
     add_aggregates(
         repo, [{"unique_name": "a", "label": "a", "metrics": ["YoY Order Revenue Change"]}]
     )
-    (error,) = load_path(repo, env={}).errors
+    (error,) = load_path(repo, env={}).aggregate_errors
     assert error.yaml_path == "aggregates[0].metrics[0]"
     assert "calculation cycle" in error.message
 
@@ -205,7 +211,7 @@ def test_calculation_without_base_metric(repo: Path) -> None:
     calc = repo / "calculations/YTD Order Revenue.yml"
     calc.write_text(calc.read_text().replace("[Measures].[m_order_revenue]", "[Measures].[zz]"))
     add_aggregates(repo, [{"unique_name": "a", "label": "a", "metrics": ["YTD Order Revenue"]}])
-    (error,) = load_path(repo, env={}).errors
+    (error,) = load_path(repo, env={}).aggregate_errors
     assert 'calculation "YTD Order Revenue" references no base metric (unknown: zz)' in str(error)
 
 

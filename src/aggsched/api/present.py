@@ -115,7 +115,7 @@ def definition(
         project_id=str(row.project_id), cube_id=str(row.cube_id), cube_name=cube_name,
         connection_id=row.connection_id, attributes=attributes, stats=stats,
         latest_instance=instance(latest) if latest else None, blocked=row.blocked,
-        status=status,
+        status=status, invalid_reason=row.invalid_reason,
     )  # fmt: skip
 
 

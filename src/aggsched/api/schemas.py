@@ -192,6 +192,9 @@ class DefinitionOut(BaseModel):
     latest_instance: InstanceOut | None
     blocked: bool
     status: str = Field(description="active | pending | invalid (derived from instances)")
+    invalid_reason: str | None = Field(
+        None, description="why the model's aggregate cannot be built as written"
+    )
 
 
 # --- catalog -----------------------------------------------------------------------
@@ -240,7 +243,8 @@ class ProjectOut(BaseModel):
 class DefinitionChangeOut(BaseModel):
     cube: str
     definition: str
-    change: str
+    change: str = Field(description="added | changed | unchanged | removed | invalid")
+    reason: str | None = Field(None, description="why an invalid aggregate cannot be built")
 
 
 class PublishOut(BaseModel):

@@ -29,11 +29,15 @@ def publish(
     path: Path = typer.Argument(..., help="SML repository: a folder, .zip or .tar.gz."),
     org: str = OrgOption,
     as_json: bool = JsonOption,
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse the whole repository when any aggregate is invalid."
+    ),
 ) -> None:
-    """Validate an SML repository and publish it (all or nothing)."""
+    """Validate an SML repository and publish it: a broken model publishes nothing; an
+    aggregate that cannot be built as written is kept as `invalid` with its reason."""
     with open_store() as store:
         try:
-            result = publish_path(store, path, org_id=org, published_by="cli")
+            result = publish_path(store, path, org_id=org, published_by="cli", strict=strict)
         except PublishError as exc:
             if as_json:
                 print_json({"ok": False, "errors": [_error_dict(e) for e in exc.errors]})
@@ -50,7 +54,12 @@ def publish(
                 "project": result.project,
                 "cubes": {k: str(v) for k, v in result.cubes.items()},
                 "changes": [
-                    {"cube": c.cube, "aggregate": c.definition, "change": c.change.value}
+                    {
+                        "cube": c.cube,
+                        "aggregate": c.definition,
+                        "change": c.change.value,
+                        "reason": c.reason,
+                    }
                     for c in result.changes
                 ],
                 "queued_batches": [str(b) for b in result.queued_batches],
@@ -67,6 +76,12 @@ def publish(
     for change in result.changes:
         counts[change.change.value] = counts.get(change.change.value, 0) + 1
     console.print("  aggregates: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for change in result.changes:
+        if change.reason:
+            console.print(
+                f"  invalid aggregate {change.cube}/{change.definition}: {change.reason}",
+                markup=False, highlight=False,
+            )  # fmt: skip
     for batch in result.queued_batches:
         console.print(f"  queued build batch {batch}")
 
@@ -149,7 +164,10 @@ def projects(org: str = OrgOption, as_json: bool = JsonOption) -> None:
                             "type": d.type,
                             "subtype": d.subtype,
                             "blocked": d.blocked,
-                            "status": latest[0].status if latest else None,
+                            "status": "invalid"
+                            if d.invalid_reason
+                            else (latest[0].status if latest else None),
+                            "invalid_reason": d.invalid_reason,
                             "table": f"{active.table_schema}.{active.table_name}"
                             if active
                             else None,
@@ -174,6 +192,12 @@ def projects(org: str = OrgOption, as_json: bool = JsonOption) -> None:
                     d["name"], d["subtype"], status, str(d["rows"] or ""), d["table"] or ""
                 )
             console.print(table)
+            for d in cube["aggregates"]:
+                if d["invalid_reason"]:
+                    console.print(
+                        f"    {d['name']} is invalid: {d['invalid_reason']}",
+                        markup=False, highlight=False,
+                    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlglot import exp
 
 from aggsched.engine.queueing import queue_batch
-from aggsched.planning import lattice, sharedscan, sqlgen, watermark
+from aggsched.planning import lattice, naming, sharedscan, sqlgen, watermark
 from aggsched.planning.naming import table_name
 from aggsched.planning.plan import (
     ActiveInstance,
@@ -218,11 +218,36 @@ def where_to_build(spec: DefinitionSpec, connections: Mapping[str, Connection]) 
     return _Where(url, connections[spec.connection].aggregate_schema, target)
 
 
+Sources = list["lattice.Source[Built] | None"]
+
+
+def build_query(
+    spec: DefinitionSpec, where: _Where, sources: Sources, since: exp.Expression | None
+) -> exp.Select:
+    """The SELECT that computes the aggregate: each fact's part from its source (a finer
+    aggregate) or the base tables; a multi-fact aggregate joins the parts on the grain."""
+    parts = spec.components()
+    multi = len(parts) > 1
+    names = naming.attribute_columns(spec) if multi else None
+    queries = []
+    for part, source in zip(parts, sources, strict=True):
+        if source is None:
+            queries.append(
+                sqlgen.base_select(part, where.target, since, names=names, presence=multi)
+            )
+        else:
+            table = sqlgen.table(source.key.table, source.key.schema)
+            queries.append(
+                sqlgen.derived_select(part, source, table, since, names=names, presence=multi)
+            )
+    return sqlgen.multi_fact_select(spec, queries) if multi else queries[0]
+
+
 def step_sql(
     spec: DefinitionSpec,
     where: _Where,
     dest: exp.Table,
-    source: lattice.Candidate[Built] | None,
+    sources: Sources,
     previous: ActiveInstance | None,
     mode: StepMode,
 ) -> list[str]:
@@ -236,14 +261,9 @@ def step_sql(
     since = None
     if mode is StepMode.INCREMENTAL:
         assert previous is not None and previous.watermark is not None and spec.incremental
-        since = sqlgen.literal(
-            watermark.threshold(previous.watermark, spec.incremental.grace_seconds)
-        )
-    if source is not None:
-        src_table = sqlgen.table(source.key.table, source.key.schema)
-        query = sqlgen.derived_select(spec, source.spec, src_table, since)
-    else:
-        query = sqlgen.base_select(spec, where.target, since)
+        threshold = watermark.threshold(previous.watermark, spec.incremental.grace_seconds)
+        since = sqlgen.since_expr(spec, threshold, where.target)
+    query = build_query(spec, where, sources, since)
     if since is None:
         return [sqlgen.render(sqlgen.create_table_as(dest, query), dialect)]
     return [
@@ -273,8 +293,17 @@ class _Job:
     table: str
     settings: BuildSettings
     token: CancelToken
-    source: lattice.Candidate[Built] | None = None
+    sources: Sources = field(default_factory=list)
     shared: _Group | None = None
+
+    @property
+    def source(self) -> lattice.Source[Built] | None:
+        """The first part's source (the only one of a single-fact aggregate)."""
+        return next((s for s in self.sources if s is not None), None)
+
+    def describe_sources(self) -> str | None:
+        names = [s.spec.name for s in self.sources if s is not None]
+        return ", ".join(dict.fromkeys(names)) or None
 
     @property
     def wh(self) -> Warehouse:
@@ -467,7 +496,7 @@ class BatchRunner:
                     _active(active[d.id]) if d.id in active else None,
                     blocked=d.blocked,
                 )
-                for d in catalog.cube_definitions(s, batch.cube_id, include_removed=False)
+                for d in catalog.cube_definitions(s, batch.cube_id, buildable=True)
             ]
             connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
             for conn in connections.values():
@@ -526,7 +555,7 @@ class BatchRunner:
         result.table = state.active.table_name if in_place else table_name(instance_id, spec.name)
         self._start_instance(ctx, state, instance_id, where.schema, result.table)
         job = _Job(step, where, pool, result.table, settings, token)
-        job.source = lattice.choose_source(spec, (c for c in built if c.key.url == where.url))
+        job.sources = lattice.choose_sources(spec, [c for c in built if c.key.url == where.url])
         if job.source is None and group is not None and group.stage is not None:
             job.shared = group
         try:
@@ -543,7 +572,7 @@ class BatchRunner:
             return result
         result.seconds = time.monotonic() - started
         result.rows = rows
-        result.source = job.source.spec.name if job.source else None
+        result.source = job.describe_sources()
         if job.shared:
             result.source = SHARED_SCAN
         refused = self._activate(ctx, instance_id, result, new_mark, job.source, settings, in_place)
@@ -601,7 +630,7 @@ class BatchRunner:
         if job.shared is not None:
             statements = [job.shared.split_sql(spec, dest, where.target.dialect)]
         else:
-            statements = step_sql(spec, where, dest, job.source, previous, step.mode)
+            statements = step_sql(spec, where, dest, job.sources, previous, step.mode)
         timeout = job.settings.timeout_seconds
         if len(statements) == 1:
             wh.execute(statements[0], timeout=timeout)
@@ -694,7 +723,7 @@ class BatchRunner:
         instance_id: uuid.UUID,
         result: StepResult,
         new_mark: str | None,
-        source: lattice.Candidate[Built] | None,
+        source: lattice.Source[Built] | None,
         settings: BuildSettings,
         in_place: bool,
     ) -> str | None:
@@ -948,7 +977,7 @@ def preview_batch(
                 _active(a) if (a := catalog.active_instance(s, d.id)) else None,
                 blocked=d.blocked,
             )
-            for d in catalog.cube_definitions(s, cube_id, include_removed=False)
+            for d in catalog.cube_definitions(s, cube_id, buildable=True)
         ]
     candidates: list[lattice.Candidate[Built]] = []
     if active_sources_allowed(batch_type):
@@ -966,14 +995,14 @@ def preview_batch(
         except BuildRefused as refused:
             preview.append(PreviewStep(spec.name, step.mode, None, None, str(refused)))
             continue
-        source = lattice.choose_source(spec, candidates)
+        sources = lattice.choose_sources(spec, candidates)
         name = table_name(uuid.UUID(int=0), spec.name).replace("00000000", "<new id>")
         if step.mode is StepMode.INCREMENTAL and state.active:
             name = state.active.table_name
         statements = step_sql(
-            spec, where, sqlgen.table(name, where.schema), source, state.active, step.mode
+            spec, where, sqlgen.table(name, where.schema), sources, state.active, step.mode
         )
-        source_name = source.spec.name if source else None
+        source_name = ", ".join(s.spec.name for s in sources if s is not None) or None
         preview.append(PreviewStep(spec.name, step.mode, source_name, ";\n".join(statements)))
         rows = state.active.rows if state.active else 10**12
         candidates.append(

@@ -1,6 +1,9 @@
 """Publishing an SML repository: validate it, then store project, cubes and definitions.
 
-All or nothing: an invalid repository stores nothing and reports every error. A
+A broken model (a YAML error, a missing dataset, a dangling reference) stores nothing
+and reports every error. A user-defined aggregate that cannot be built as written does
+not break the model: the rest publishes and it is stored as an `invalid` definition with
+its precise reason (`strict` refuses the whole repository instead, for CI). A
 republish (same catalog unique_name) updates in place: unchanged definitions keep their
 active instance, new or changed ones get a `pending` instance, removed ones become
 `invalid` (their tables are dropped by the next batch), and each cube with pending
@@ -52,6 +55,7 @@ class Change(StrEnum):
     CHANGED = "changed"
     UNCHANGED = "unchanged"
     REMOVED = "removed"
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class DefinitionChange:
     cube: str
     definition: str
     change: Change
+    reason: str | None = None
 
 
 @dataclass
@@ -83,6 +88,18 @@ class _Planned:
         return self.sml.system
 
 
+@dataclass(frozen=True)
+class _Invalid:
+    """A user-defined aggregate the model defines but aggsched cannot build as written."""
+
+    name: str
+    label: str
+    reason: str
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"invalid:{self.reason}".encode()).hexdigest()[:32]
+
+
 def _digest(files: Mapping[str, bytes]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
@@ -102,14 +119,21 @@ def publish(
     org_id: str = "default",
     env: Mapping[str, str] | None = None,
     published_by: str = "",
+    strict: bool = False,
 ) -> PublishResult:
-    """Validate `files` (repository-relative path -> bytes) and store them in one transaction."""
+    """Validate `files` (repository-relative path -> bytes) and store them in one
+    transaction; `strict` refuses the repository when any aggregate is invalid."""
     loaded = load_repository(files, os.environ if env is None else env)
-    if not loaded.ok:
-        raise PublishError(loaded.errors)
+    if not loaded.ok:  # every problem at once, the aggregates' too
+        raise PublishError([*loaded.errors, *loaded.aggregate_errors])
+    if strict and loaded.aggregate_errors:
+        raise PublishError(loaded.aggregate_errors)
     repo = loaded.unwrap()
-    planned = {
-        name: [_Planned(a, definition_spec(a)) for a in (*rm.aggregates, *system_aggregates(rm))]
+    planned: dict[str, list[_Planned | _Invalid]] = {
+        name: [
+            *(_Planned(a, definition_spec(a)) for a in (*rm.aggregates, *system_aggregates(rm))),
+            *(_Invalid(bad.unique_name, bad.label, bad.reason) for bad in rm.invalid),
+        ]
         for name, rm in loaded.models.items()
     }
     with store.session() as session:
@@ -141,11 +165,14 @@ def publish(
 
 
 def _sync_definitions(
-    session: Session, cube: Cube, definitions: Sequence[_Planned]
+    session: Session, cube: Cube, definitions: Sequence[_Planned | _Invalid]
 ) -> list[DefinitionChange]:
     existing = {d.unique_name: d for d in catalog.cube_definitions(session, cube.id)}
     changes = []
     for item in definitions:
+        if isinstance(item, _Invalid):
+            changes.append(_store_invalid(session, cube, item, existing.pop(item.name, None)))
+            continue
         name = item.spec.name
         current = existing.pop(name, None)
         fingerprint = item.spec.fingerprint()
@@ -179,6 +206,22 @@ def _sync_definitions(
             catalog.mark_definition_removed(session, gone)
             changes.append(DefinitionChange(cube.unique_name, gone.unique_name, Change.REMOVED))
     return changes
+
+
+def _store_invalid(
+    session: Session, cube: Cube, item: _Invalid, current: AggregateDefinition | None
+) -> DefinitionChange:
+    """Keep the bad aggregate as an `invalid` definition with its reason; whatever it had
+    built before (when a republish broke it) is invalidated too."""
+    if current is not None and current.invalid_reason is None:
+        _invalidate(session, current, f"definition invalid after republish: {item.reason}")
+    catalog.upsert_definition(
+        session, cube, unique_name=item.name, name=item.label or item.name,
+        type=DefinitionType.USER_DEFINED, subtype=DefinitionSubtype.MANUAL,
+        fingerprint=item.fingerprint(), spec={}, fact_dataset="", connection_id="",
+        invalid_reason=item.reason[:8000],
+    )  # fmt: skip
+    return DefinitionChange(cube.unique_name, item.name, Change.INVALID, item.reason)
 
 
 def _invalidate(session: Session, definition: AggregateDefinition, why: str) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
-from aggsched.planning.partials import is_derivable
 from aggsched.planning.spec import (
     Attribute,
     ComputedColumn,
@@ -72,6 +72,8 @@ def _used_columns(agg: AggregateSpec) -> dict[str, set[str]]:
     fact = agg.datasets[agg.fact_dataset]
     if fact.incremental:
         used[agg.fact_dataset].add(fact.incremental.column)
+        if fact.incremental.agg_partition:
+            used[agg.fact_dataset].add(fact.incremental.agg_partition.column)
     for attr in agg.attributes:
         used.setdefault(attr.dataset, set()).update(attr.columns)
         for step in attr.join_path:
@@ -85,8 +87,53 @@ def _used_columns(agg: AggregateSpec) -> dict[str, set[str]]:
     return used
 
 
+_DATE_TYPES = ("date",)
+_TIMESTAMP_TYPES = ("datetime", "timestamp", "timestamp_ntz", "timestamp_tz", "time")
+
+
+def _kind(data_type: str | None) -> str:
+    """`date`, `timestamp` or `number`: the family of an SML column type."""
+    text = (data_type or "").strip().lower()
+    if text in _DATE_TYPES:
+        return "date"
+    if text.startswith(_TIMESTAMP_TYPES):
+        return "timestamp"
+    return "number"
+
+
+def incremental_of(agg: AggregateSpec) -> Incremental | None:
+    """How an aggregate of `agg`'s fact is partitioned and rebuilt incrementally; None when
+    it cannot be (no `incremental` on the fact, a multi-fact aggregate, or a metric whose
+    values do not add up across partitions: distinct counts and percentiles)."""
+    fact = agg.datasets[agg.fact_dataset]
+    inc = fact.incremental
+    if inc is None or agg.others or not all(m.derivable for m in agg.metrics):
+        return None
+    column = fact.column(inc.column)
+    kind = _kind(column.data_type if column else None)
+    bucket = inc.bucket
+    if inc.agg_partition is None and bucket is None and kind in ("date", "timestamp"):
+        bucket = "month"
+    return Incremental(
+        inc.column,
+        int(inc.grace_period.total_seconds()),
+        bucket=None if inc.agg_partition else bucket,
+        partition_column=inc.agg_partition.column if inc.agg_partition else None,
+        kind=kind,
+    )
+
+
 def definition_spec(agg: AggregateSpec) -> DefinitionSpec:
-    """The stored spec of one resolved aggregate (user-defined or system)."""
+    """The stored spec of one resolved aggregate (user-defined or system); a multi-fact
+    aggregate's other facts become its `others`."""
+    spec = _single_spec(agg)
+    if agg.others:
+        others = tuple(_single_spec(o) for o in agg.others)
+        spec = replace(spec, incremental=None, others=others)
+    return spec
+
+
+def _single_spec(agg: AggregateSpec) -> DefinitionSpec:
     used = _used_columns(agg)
     relations = {name: _relation(agg, name, cols) for name, cols in used.items()}
     joins = tuple(
@@ -115,11 +162,6 @@ def definition_spec(agg: AggregateSpec) -> DefinitionSpec:
     metrics = tuple(
         Metric(m.unique_name, m.calculation_method.value, FACT_ALIAS, m.column) for m in agg.metrics
     )
-    fact = agg.datasets[agg.fact_dataset]
-    incremental = None
-    if fact.incremental and all(is_derivable(m.method) for m in metrics):
-        grace = int(fact.incremental.grace_period.total_seconds())
-        incremental = Incremental(fact.incremental.column, grace)
     return DefinitionSpec(
         name=agg.unique_name,
         fact_alias=FACT_ALIAS,
@@ -127,6 +169,6 @@ def definition_spec(agg: AggregateSpec) -> DefinitionSpec:
         joins=joins,
         attributes=attributes,
         metrics=metrics,
-        incremental=incremental,
+        incremental=incremental_of(agg),
         target_connection=agg.target_connection,
     )

@@ -14,7 +14,7 @@ import hashlib
 import re
 import uuid
 
-from aggsched.planning.spec import Attribute, DefinitionSpec
+from aggsched.planning.spec import Attribute, DefinitionSpec, Incremental
 
 TABLE_PREFIX = "as_agg_"
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -39,6 +39,22 @@ def incremental_column(column: str) -> str:
     return f"inc__{sanitize(column)}"
 
 
+def partition_column(incremental: Incremental) -> str:
+    """The aggregate column holding the incremental partition: the SML `agg_partition`
+    column, the bucket of the incremental column, or the column itself."""
+    if incremental.partition_column:
+        return incremental_column(incremental.partition_column)
+    if incremental.bucket:
+        return f"{incremental_column(incremental.column)}__{sanitize(incremental.bucket)}"
+    return incremental_column(incremental.column)
+
+
+def presence_column(fact_dataset: str) -> str:
+    """A multi-fact aggregate's per-fact row count: NULL where that fact has no rows, so
+    a slice read alone yields exactly that fact's groups."""
+    return f"rows__{sanitize(fact_dataset)}"
+
+
 def _attribute_stem(attr: Attribute, clashes: bool) -> str:
     stem = sanitize(attr.name)
     if clashes:
@@ -53,7 +69,25 @@ def attribute_columns(spec: DefinitionSpec) -> dict[tuple, tuple[list[str], str 
     Two attributes whose sanitized names collide both get a short hash of their identity,
     so the same attribute is named alike in every aggregate it appears in only when it
     does not collide; callers that join two aggregates look names up here, never guess.
+    Each further component of a multi-fact spec names attribute i as the first one does.
     """
+    if spec.others:
+        first = _attribute_columns(spec.components()[0])
+        names = [first[a.identity] for a in spec.attributes]
+        result = dict(first)
+        for part in spec.others:
+            result.update({a.identity: names[i] for i, a in enumerate(part.attributes)})
+        return result
+    return _attribute_columns(spec)
+
+
+def grain_columns(spec: DefinitionSpec) -> list[tuple[list[str], str | None]]:
+    """(key columns, name column) of each grain attribute, in attribute order."""
+    names = attribute_columns(spec)
+    return [names[a.identity] for a in spec.attributes]
+
+
+def _attribute_columns(spec: DefinitionSpec) -> dict[tuple, tuple[list[str], str | None]]:
     stems: dict[str, int] = {}
     for attr in spec.attributes:
         stems[sanitize(attr.name)] = stems.get(sanitize(attr.name), 0) + 1

@@ -46,3 +46,27 @@ def is_derivable(method: str) -> bool:
 def metric_partials(definition: spec.DefinitionSpec) -> list[tuple[spec.Metric, str]]:
     """(metric, partial) pairs in column order, each partial once per metric."""
     return [(m, p) for m in definition.metrics for p in partials_of(m.method)]
+
+
+PartialKey = tuple[str, str, str, str]
+
+
+def partial_key(definition: spec.DefinitionSpec, metric: spec.Metric, partial: str) -> PartialKey:
+    """What a stored partial is, whatever the metric is called: the partial, and the
+    column it aggregates (with the column's SQL when it is computed). Two metrics with
+    other names over the same column store the same partial (`sum` of a sum metric and
+    of an average), so either one's column can serve the other."""
+    relation = definition.fact if metric.alias == definition.fact_alias else None
+    computed = relation.computed.get(metric.column) if relation else None
+    sql = ""
+    if computed is not None:
+        sql = repr((computed.sql, sorted(computed.dialect_sql.items())))
+    return (partial, metric.alias, metric.column, sql)
+
+
+def partial_columns(definition: spec.DefinitionSpec) -> dict[PartialKey, spec.Metric]:
+    """Each partial `definition` stores -> the (first) metric whose column holds it."""
+    found: dict[PartialKey, spec.Metric] = {}
+    for metric, partial in metric_partials(definition):
+        found.setdefault(partial_key(definition, metric, partial), metric)
+    return found

@@ -69,12 +69,13 @@ def shared_groups(
 
     A spec joins a group when no earlier spec of the batch nor an `available` aggregate
     can serve it (it would scan the base tables anyway), grouped by fact and incremental
-    partition; groups of one, and groups too wide for GROUPING(), are left out.
+    partition; groups of one, groups too wide for GROUPING() and multi-fact aggregates
+    (they join their facts' parts) are left out.
     """
     earlier = [c.spec for c in available]
     groups: dict[tuple, list[int]] = {}
     for i, spec in enumerate(specs):
-        if not any(can_derive(spec, other) for other in earlier):
+        if not spec.others and not any(can_derive(spec, other) for other in earlier):
             key = (spec.fact.identity, spec.incremental, spec.connection)
             groups.setdefault(key, []).append(i)
         earlier.append(spec)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -84,10 +84,20 @@ class Metric:
 
 @dataclass(frozen=True)
 class Incremental:
-    """SML `incremental`: rows are appended by `column`; late rows arrive within `grace`."""
+    """SML `incremental`: rows are appended by `column`; late rows arrive within `grace`.
+
+    Aggregates are partitioned by `partition_column` (SML `agg_partition`: a dataset
+    column holding partition keys), else by a `bucket` of `column` (`day`..`year` for
+    dates and timestamps, an integer width for numbers), else by `column` itself. An
+    incremental rebuild recomputes whole partitions from `watermark - grace` on.
+    `kind` (`date`, `timestamp` or `number`) is the column's SML type family.
+    """
 
     column: str
     grace_seconds: int = 0
+    bucket: str | None = None
+    partition_column: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,19 @@ class DefinitionSpec:
     metrics: tuple[Metric, ...] = ()
     incremental: Incremental | None = None
     target_connection: str | None = None
+    others: tuple[DefinitionSpec, ...] = ()
+
+    @property
+    def multi_fact(self) -> bool:
+        """Metrics of several facts at one (conformed) grain, full-outer-joined on it."""
+        return bool(self.others)
+
+    def components(self) -> tuple[DefinitionSpec, ...]:
+        """One single-fact spec per fact, this spec's own fact first; attribute i of
+        every component is the same (conformed) grain attribute."""
+        if not self.others:
+            return (self,)
+        return (replace(self, others=()), *self.others)
 
     @property
     def connection(self) -> str:
@@ -111,10 +134,17 @@ class DefinitionSpec:
     @property
     def connections(self) -> set[str]:
         """Every SML connection the build reads from or writes to."""
-        return {self.connection, self.fact.connection} | {j.relation.connection for j in self.joins}
+        names = {self.connection, self.fact.connection} | {
+            j.relation.connection for j in self.joins
+        }
+        for other in self.others:
+            names |= other.connections
+        return names
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form; fields added after specs were first stored are left out at
+        their default, so a stored spec keeps its fingerprint."""
+        return _drop_new_defaults(asdict(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -159,11 +189,33 @@ class DefinitionSpec:
             metrics=tuple(Metric(**m) for m in data.get("metrics", ())),
             incremental=Incremental(**inc) if inc else None,
             target_connection=data.get("target_connection"),
+            others=tuple(cls.from_dict(o) for o in data.get("others") or ()),
         )
 
     @classmethod
     def from_json(cls, text: str) -> DefinitionSpec:
         return cls.from_dict(json.loads(text))
+
+
+# (path of keys, default) of every field added after the first stored specs
+_NEW_FIELDS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("others",), []),
+    (("incremental", "bucket"), None),
+    (("incremental", "partition_column"), None),
+    (("incremental", "kind"), None),
+)
+
+
+def _drop_new_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    for path, default in _NEW_FIELDS:
+        holder: Any = data
+        for key in path[:-1]:
+            holder = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and holder.get(path[-1], default) == default:
+            holder.pop(path[-1], None)
+    for other in data.get("others", ()):
+        _drop_new_defaults(other)
+    return data
 
 
 def _relation(data: dict[str, Any]) -> Relation:

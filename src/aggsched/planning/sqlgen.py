@@ -14,12 +14,14 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from aggsched.planning import naming
-from aggsched.planning.partials import ROLLUP, metric_partials
+from aggsched.planning import naming, watermark
+from aggsched.planning.lattice import Candidate, Source
+from aggsched.planning.partials import ROLLUP, metric_partials, partial_columns, partial_key
 from aggsched.planning.spec import DefinitionSpec, Relation
 
 # SML `dialects:` names for our sqlglot dialects (compared case-insensitively).
@@ -167,15 +169,49 @@ def _relations(spec: DefinitionSpec) -> dict[str, Relation]:
 
 
 def incremental_expr(spec: DefinitionSpec, dialect: str) -> exp.Expression:
+    """The incremental column's value (the watermark is its maximum)."""
     if spec.incremental is None:
         raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
     return column_expr(spec.fact_alias, spec.fact, spec.incremental.column, dialect)
 
 
-def _grain(spec: DefinitionSpec, dialect: str) -> list[exp.Expression]:
+_DATE_UNITS = ("day", "week", "month", "quarter", "year")
+
+
+def partition_expr(spec: DefinitionSpec, dialect: str) -> exp.Expression:
+    """The partition an aggregate row belongs to, computed from the fact's row."""
+    inc = spec.incremental
+    if inc is None:
+        raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
+    if inc.partition_column:
+        return column_expr(spec.fact_alias, spec.fact, inc.partition_column, dialect)
+    value = incremental_expr(spec, dialect)
+    if inc.bucket in _DATE_UNITS:
+        trunc = exp.TimestampTrunc(this=value, unit=exp.Var(this=inc.bucket.upper()))
+        return exp.cast(trunc, "DATE") if inc.kind == "date" else trunc
+    if inc.bucket:
+        width = exp.Literal.number(inc.bucket)
+        floor = exp.Floor(this=exp.Div(this=exp.cast(value, "DOUBLE"), expression=width))
+        return exp.Mul(this=exp.cast(floor, "BIGINT"), expression=width.copy())
+    return value
+
+
+def partition_filter(spec: DefinitionSpec, dialect: str) -> exp.Expression:
+    """What `>= since` selects whole partitions on: the partition column, or the raw
+    incremental column when the partition is a bucket of it (monotone, and sargable)."""
+    inc = spec.incremental
+    if inc is not None and inc.bucket and not inc.partition_column:
+        return incremental_expr(spec, dialect)
+    return partition_expr(spec, dialect)
+
+
+Names = dict[tuple, tuple[list[str], str | None]]
+
+
+def _grain(spec: DefinitionSpec, dialect: str, names: Names | None = None) -> list[exp.Expression]:
     """SELECT items for the grain: attribute keys and names, then the incremental partition."""
     rels = _relations(spec)
-    names = naming.attribute_columns(spec)
+    names = names or naming.attribute_columns(spec)
     items: list[exp.Expression] = []
     for attr in spec.attributes:
         rel = rels[attr.alias]
@@ -186,25 +222,15 @@ def _grain(spec: DefinitionSpec, dialect: str) -> list[exp.Expression]:
             value = column_expr(attr.alias, rel, attr.name_column, dialect)
             items.append(exp.alias_(value, ident(name_col)))
     if spec.incremental:
-        out = naming.incremental_column(spec.incremental.column)
-        items.append(exp.alias_(incremental_expr(spec, dialect), ident(out)))
+        out = naming.partition_column(spec.incremental)
+        items.append(exp.alias_(partition_expr(spec, dialect), ident(out)))
     return items
 
 
-def base_select(
-    spec: DefinitionSpec, target: Target, since: exp.Expression | None = None
-) -> exp.Select:
-    """The aggregate query over the base tables (optionally only partitions >= `since`)."""
+def joined_from(spec: DefinitionSpec, target: Target, select: exp.Select) -> exp.Select:
+    """`select` FROM the fact LEFT JOINed along the spec's join paths."""
     dialect = target.dialect
-    grain = _grain(spec, dialect)
     rels = _relations(spec)
-    select = exp.select(*grain)
-    for metric, partial in metric_partials(spec):
-        value = column_expr(metric.alias, rels[metric.alias], metric.column, dialect)
-        out = naming.metric_column(metric.name, partial)
-        select = select.select(
-            exp.alias_(_partial_expr(partial, value, dialect), ident(out)), copy=False
-        )
     select = select.from_(relation_source(spec.fact, spec.fact_alias, target), copy=False)
     for join in spec.joins:
         left_rel = rels[join.left_alias]
@@ -221,9 +247,48 @@ def base_select(
             join_type="left",
             copy=False,
         )
+    return select
+
+
+def base_select(
+    spec: DefinitionSpec,
+    target: Target,
+    since: exp.Expression | None = None,
+    *,
+    names: Names | None = None,
+    presence: bool = False,
+) -> exp.Select:
+    """The aggregate query over the base tables (optionally only partitions >= `since`).
+
+    A multi-fact spec is the full outer join of one such query per fact on the grain.
+    `names` overrides the grain's column names (a multi-fact component uses the first
+    component's); `presence` adds the fact's row count (see `naming.presence_column`).
+    """
+    if spec.others:
+        parts = spec.components()
+        names = naming.attribute_columns(spec)
+        return multi_fact_select(
+            spec, [base_select(p, target, names=names, presence=True) for p in parts]
+        )
+    dialect = target.dialect
+    grain = _grain(spec, dialect, names)
+    rels = _relations(spec)
+    select = exp.select(*grain)
+    if presence:
+        count = exp.Count(this=exp.Star())
+        select = select.select(
+            exp.alias_(count, ident(naming.presence_column(spec.fact.dataset))), copy=False
+        )
+    for metric, partial in metric_partials(spec):
+        value = column_expr(metric.alias, rels[metric.alias], metric.column, dialect)
+        out = naming.metric_column(metric.name, partial)
+        select = select.select(
+            exp.alias_(_partial_expr(partial, value, dialect), ident(out)), copy=False
+        )
+    select = joined_from(spec, target, select)
     if since is not None:
         select = select.where(
-            exp.GTE(this=incremental_expr(spec, dialect), expression=since.copy()), copy=False
+            exp.GTE(this=partition_filter(spec, dialect), expression=since.copy()), copy=False
         )
     if grain:
         select = select.group_by(*(item.this.copy() for item in grain), copy=False)
@@ -232,18 +297,30 @@ def base_select(
 
 def derived_select(
     spec: DefinitionSpec,
-    source: DefinitionSpec,
+    source: Source[Any] | DefinitionSpec,
     source_table: exp.Table,
     since: exp.Expression | None = None,
+    *,
+    names: Names | None = None,
+    presence: bool = False,
 ) -> exp.Select:
-    """The aggregate rolled up from a finer aggregate table built for `source`."""
+    """Single-fact `spec` rolled up from a finer aggregate table (a slice of it when the
+    source is multi-fact: only the rows where that slice's fact has rows)."""
+    src = source if isinstance(source, Source) else Source(Candidate(None, source, 0))
+    if spec.others:
+        raise SqlGenerationError(
+            f"multi-fact aggregate {spec.name!r}: derive each fact's component and join "
+            "them with multi_fact_select"
+        )
     alias = "src"
-    target_names = naming.attribute_columns(spec)
-    source_names = naming.attribute_columns(source)
+    target_names = names or naming.attribute_columns(spec)
+    source_names = naming.attribute_columns(src.spec)
+    by_position = {a.identity: i for i, a in enumerate(src.component.attributes)}
+    first = src.spec.attributes
     items: list[exp.Expression] = []
     for attr in spec.attributes:
         keys, name_col = target_names[attr.identity]
-        src_keys, src_name = source_names[attr.identity]
+        src_keys, src_name = source_names[first[by_position[attr.identity]].identity]
         for out, col in zip(keys, src_keys, strict=True):
             items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(out)))
         if name_col and src_name:
@@ -251,24 +328,77 @@ def derived_select(
                 exp.alias_(exp.column(ident(src_name), table=ident(alias)), ident(name_col))
             )
     if spec.incremental:
-        col = naming.incremental_column(spec.incremental.column)
+        col = naming.partition_column(spec.incremental)
         items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(col)))
     select = exp.select(*items)
+    present = naming.presence_column(src.component.fact.dataset)
+    if presence:
+        value = exp.Sum(this=exp.column(ident(present), table=ident(alias)))
+        if not src.spec.others:
+            value = exp.Count(this=exp.Star())  # a single-fact row is a present group
+        select = select.select(
+            exp.alias_(exp.cast(value, "BIGINT"), ident(naming.presence_column(spec.fact.dataset))),
+            copy=False,
+        )
+    columns = partial_columns(src.component)
     for metric, partial in metric_partials(spec):
-        col = naming.metric_column(metric.name, partial)
+        col = naming.metric_column(columns[partial_key(spec, metric, partial)].name, partial)
         func = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[ROLLUP[partial]]
-        value: exp.Expression = func(this=exp.column(ident(col), table=ident(alias)))
+        value = func(this=exp.column(ident(col), table=ident(alias)))
         if partial == "count":  # keep counts integers, as in a build from the base tables
             value = exp.cast(value, "BIGINT")
-        select = select.select(exp.alias_(value, ident(col)), copy=False)
+        select = select.select(
+            exp.alias_(value, ident(naming.metric_column(metric.name, partial))), copy=False
+        )
     select = select.from_(exp.alias_(source_table, ident(alias), table=True), copy=False)
-    if since is not None and spec.incremental:
-        col = naming.incremental_column(spec.incremental.column)
+    if src.spec.others:
         select = select.where(
-            exp.GTE(this=exp.column(ident(col), table=ident(alias)), expression=since.copy())
+            exp.column(ident(present), table=ident(alias)).is_(exp.null()).not_(), copy=False
+        )
+    if since is not None and spec.incremental:
+        col = naming.partition_column(spec.incremental)
+        select = select.where(
+            exp.GTE(this=exp.column(ident(col), table=ident(alias)), expression=since.copy()),
+            copy=False,
         )
     if items:
         select = select.group_by(*(item.this.copy() for item in items), copy=False)
+    return select
+
+
+def multi_fact_select(spec: DefinitionSpec, parts: list[exp.Select]) -> exp.Select:
+    """One row per grain value of any fact: the facts' queries (each at the grain, grain
+    columns named alike) full-outer-joined on every grain column, NULLs matching NULLs."""
+    grain = [
+        c for keys, name in naming.grain_columns(spec) for c in (*keys, *([name] if name else []))
+    ]
+    aliases = [f"p{i}" for i in range(len(parts))]
+    items: list[exp.Expression] = []
+    for col in grain:
+        values = [exp.column(ident(col), table=ident(a)) for a in aliases]
+        items.append(exp.alias_(exp.Coalesce(this=values[0], expressions=values[1:]), ident(col)))
+    for alias, part in zip(aliases, parts, strict=True):
+        for item in part.expressions:
+            if item.alias_or_name not in grain:
+                name = item.alias_or_name
+                items.append(exp.alias_(exp.column(ident(name), table=ident(alias)), ident(name)))
+    select = exp.select(*items).from_(
+        exp.alias_(parts[0].subquery(), ident(aliases[0]), table=True)
+    )
+    for i in range(1, len(parts)):
+        conditions = []
+        for col in grain:
+            seen = [exp.column(ident(col), table=ident(a)) for a in aliases[:i]]
+            left = seen[0] if len(seen) == 1 else exp.Coalesce(this=seen[0], expressions=seen[1:])
+            right = exp.column(ident(col), table=ident(aliases[i]))
+            conditions.append(exp.NullSafeEQ(this=left, expression=right))
+        select = select.join(
+            exp.alias_(parts[i].subquery(), ident(aliases[i]), table=True),
+            on=exp.and_(*conditions) if conditions else exp.true(),
+            join_type="full",
+            join_kind="outer",
+            copy=False,
+        )
     return select
 
 
@@ -283,6 +413,25 @@ def literal(value: object) -> exp.Expression:
     return exp.Literal.number(str(value))
 
 
+def since_expr(spec: DefinitionSpec, threshold: Any, target: Target) -> exp.Expression:
+    """The first partition an incremental rebuild recomputes, for rows from `threshold`
+    (watermark - grace) on: the bucket that holds it, or — for an SML `agg_partition`
+    column — the smallest partition key of those rows, read by a scalar subquery (NULL
+    when there are none: then nothing is deleted or inserted)."""
+    inc = spec.incremental
+    if inc is None:
+        raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
+    if not inc.partition_column:
+        return literal(watermark.bucket_start(threshold, inc.bucket))
+    dialect = target.dialect
+    first = exp.select(exp.Min(this=partition_expr(spec, dialect)))
+    first = first.from_(relation_source(spec.fact, spec.fact_alias, target))
+    first = first.where(
+        exp.GTE(this=incremental_expr(spec, dialect), expression=literal(threshold))
+    )
+    return first.subquery()
+
+
 def max_incremental(spec: DefinitionSpec, target: Target) -> exp.Select:
     """SELECT MAX(incremental column) over the fact relation: the next watermark."""
     value = incremental_expr(spec, target.dialect)
@@ -293,16 +442,17 @@ def max_incremental(spec: DefinitionSpec, target: Target) -> exp.Select:
 
 def output_columns(spec: DefinitionSpec) -> list[str]:
     """The aggregate table's columns, in the order the build queries produce them."""
-    names = naming.attribute_columns(spec)
     cols: list[str] = []
-    for attr in spec.attributes:
-        keys, name_col = names[attr.identity]
+    for keys, name_col in naming.grain_columns(spec):
         cols.extend(keys)
         if name_col:
             cols.append(name_col)
     if spec.incremental:
-        cols.append(naming.incremental_column(spec.incremental.column))
-    cols.extend(naming.metric_column(m.name, p) for m, p in metric_partials(spec))
+        cols.append(naming.partition_column(spec.incremental))
+    for part in spec.components():
+        if spec.others:
+            cols.append(naming.presence_column(part.fact.dataset))
+        cols.extend(naming.metric_column(m.name, p) for m, p in metric_partials(part))
     return cols
 
 
@@ -310,7 +460,7 @@ def delete_since(dest: exp.Table, spec: DefinitionSpec, since: exp.Expression) -
     """Remove the partitions an incremental build recomputes (`partition >= since`)."""
     if spec.incremental is None:
         raise SqlGenerationError(f"aggregate {spec.name!r} is not incremental")
-    col = ident(naming.incremental_column(spec.incremental.column))
+    col = ident(naming.partition_column(spec.incremental))
     return exp.delete(dest, where=exp.GTE(this=exp.column(col), expression=since.copy()))
 
 

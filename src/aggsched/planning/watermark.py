@@ -7,6 +7,7 @@ incremental build (`watermark - grace`) is computed with the right arithmetic.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from decimal import Decimal
 
 Value = dt.date | dt.datetime | int | float | Decimal
@@ -45,3 +46,32 @@ def threshold(text: str, grace_seconds: int) -> Value:
     if isinstance(value, dt.date):
         return value - dt.timedelta(days=-(-grace_seconds // 86400))
     return value
+
+
+def bucket_start(value: Value, bucket: str | None) -> Value:
+    """The first value of the partition bucket `value` falls in (see `Incremental`):
+    rows from there on make up whole partitions, so rebuilding them is exact."""
+    if bucket is None:
+        return value
+    if bucket.isdigit():
+        width = int(bucket)
+        if isinstance(value, dt.date):
+            raise ValueError(f"a numeric partition_bucket ({bucket}) on a date column")
+        return Decimal(math.floor(Decimal(value) / width) * width)
+    if not isinstance(value, dt.date):
+        raise ValueError(f"partition_bucket {bucket} needs a date or timestamp column")
+    is_datetime = isinstance(value, dt.datetime)
+    day = value.date() if is_datetime else value
+    if bucket == "week":
+        day -= dt.timedelta(days=day.weekday())
+    elif bucket == "month":
+        day = day.replace(day=1)
+    elif bucket == "quarter":
+        day = day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    elif bucket == "year":
+        day = day.replace(month=1, day=1)
+    elif bucket != "day":
+        raise ValueError(f"unknown partition_bucket {bucket!r}")
+    if is_datetime:
+        return dt.datetime.combine(day, dt.time(), tzinfo=value.tzinfo)  # type: ignore[union-attr]
+    return day

@@ -32,10 +32,12 @@ from aggsched.sml.objects import (
     ModelRelationship,
     OtherObject,
     Repository,
+    SemiAdditive,
     parse_grace_period,
 )
 from aggsched.sml.resolve import (
     FactDataset,
+    InvalidAggregate,
     ResolvedModel,
     measure_references,
     resolve_model,
@@ -68,6 +70,7 @@ __all__ = [
     "FactDataset",
     "Hierarchy",
     "Incremental",
+    "InvalidAggregate",
     "JoinGraph",
     "JoinStep",
     "Level",
@@ -80,6 +83,7 @@ __all__ = [
     "ResolvedAttribute",
     "ResolvedMetric",
     "ResolvedModel",
+    "SemiAdditive",
     "SmlError",
     "SmlLoadError",
     "SourceError",

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from aggsched.sml.objects import (
+    NAMED_QUANTILES,
+    UNRELATED_HANDLING,
+    AggPartition,
     AggregateAttributeRef,
     AggregateDef,
     Attribute,
@@ -27,6 +30,7 @@ from aggsched.sml.objects import (
     Metric,
     Model,
     ModelRelationship,
+    SemiAdditive,
     parse_grace_period,
 )
 from aggsched.sml.reader import MapReader, type_name
@@ -76,15 +80,46 @@ def _column(r: MapReader) -> Column | None:
     return Column(name, r.str("data_type", subst=False), r.str("sql"), _dialects(r))
 
 
+BUCKETS = ("day", "week", "month", "quarter", "year")
+
+
+def _agg_partition(r: MapReader | None) -> AggPartition | None:
+    if r is None:
+        return None
+    fields = [r.str(k, required=True) for k in ("column", "dimension", "hierarchy", "level")]
+    if any(f is None for f in fields):
+        return None
+    return AggPartition(*fields)  # type: ignore[arg-type]
+
+
+def _bucket(r: MapReader) -> str | None:
+    bucket = r.str("partition_bucket", subst=False)
+    if bucket is None:
+        return None
+    bucket = bucket.strip().lower()
+    if bucket in BUCKETS or (bucket.isdigit() and int(bucket) > 0):
+        return bucket
+    r.error(
+        "partition_bucket",
+        f'unknown partition_bucket "{bucket}" (expected {", ".join(BUCKETS)} '
+        "or a positive integer width)",
+    )
+    return None
+
+
 def _incremental(r: MapReader | None) -> Incremental | None:
     if r is None:
         return None
     column = r.str("column", required=True)
     grace = r.str("grace_period", required=True)
+    partition = _agg_partition(r.map("agg_partition"))
+    bucket = _bucket(r)
     if column is None or grace is None:
         return None
+    if partition is not None and bucket is not None:
+        r.error("partition_bucket", "give either agg_partition or partition_bucket, not both")
     try:
-        return Incremental(column, parse_grace_period(grace))
+        return Incremental(column, parse_grace_period(grace), partition, bucket)
     except ValueError as exc:
         r.error("grace_period", str(exc))
         return None
@@ -121,8 +156,69 @@ def build_dataset(r: MapReader, unique_name: str) -> Dataset | None:
     )
 
 
+def _semi_additive(r: MapReader | None) -> SemiAdditive | None:
+    if r is None:
+        return None
+    position = (r.str("position", required=True, subst=False) or "").strip().lower()
+    if position and position not in ("first", "last"):
+        r.error("position", f'unknown position "{position}" (expected first or last)')
+    paths: list[tuple[str, ...]] = []
+    rels = MapReader(r.ctx, r.doc, {}, r.sub("relationships"))
+    for index, item in r.items("relationships"):
+        if isinstance(item, str):
+            paths.append((item,))
+        elif isinstance(item, list) and item and all(isinstance(x, str) for x in item):
+            paths.append(tuple(item))
+        else:
+            rels.error(index, "expected a relationship name or a list of them (a path)")
+    degenerate = []
+    for item in r.maps("degenerate_dimensions"):
+        name, level = item.str("name", required=True), item.str("level", required=True)
+        if name and level:
+            degenerate.append((name, level))
+    if not paths and not degenerate:
+        r.error(None, "semi_additive needs relationships or degenerate_dimensions")
+    if position not in ("first", "last"):
+        return None
+    return SemiAdditive(position, tuple(paths), tuple(degenerate))
+
+
+def _choice(r: MapReader, key: str, allowed: tuple[str, ...]) -> str | None:
+    value = r.str(key, subst=False)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value not in allowed:
+        r.error(key, f'unknown {key} "{value}" (expected one of: {", ".join(allowed)})')
+        return None
+    return value
+
+
+def _quantiles(r: MapReader) -> tuple[float, ...]:
+    result = []
+    for index, item in r.items("custom_quantiles"):
+        if isinstance(item, bool) or not isinstance(item, int | float) or not 0 < item < 1:
+            MapReader(r.ctx, r.doc, {}, r.sub("custom_quantiles")).error(
+                index, "expected a number between 0 and 1"
+            )
+        else:
+            result.append(float(item))
+    return tuple(result)
+
+
+def _compression(r: MapReader) -> int | None:
+    value = r.data.get("compression")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 50_000:
+        r.error("compression", "expected a whole number from 1 to 50000")
+        return None
+    return value
+
+
 def build_metric(r: MapReader, unique_name: str) -> Metric | None:
-    """A base metric; an unknown ``calculation_method`` is an error."""
+    """A base metric with the options that change its values; an unknown
+    ``calculation_method`` (or option value) is an error."""
     method_text = r.str("calculation_method", required=True, subst=False)
     dataset, column = r.str("dataset", required=True), r.str("column", required=True)
     method = None
@@ -135,9 +231,17 @@ def build_metric(r: MapReader, unique_name: str) -> Metric | None:
                 "calculation_method",
                 f'unknown calculation_method "{method_text}" (expected one of: {allowed})',
             )
+    semi = _semi_additive(r.map("semi_additive"))
+    quantiles = _choice(r, "named_quantiles", NAMED_QUANTILES)
+    unrelated = _choice(r, "unrelated_dimensions_handling", UNRELATED_HANDLING)
+    custom, compression = _quantiles(r), _compression(r)
     if method is None or dataset is None or column is None:
         return None
-    return Metric(unique_name, _label(r, unique_name), method, dataset, column, r.doc.file)
+    return Metric(
+        unique_name, _label(r, unique_name), method, dataset, column, r.doc.file,
+        semi_additive=semi, named_quantiles=quantiles, custom_quantiles=custom,
+        compression=compression, unrelated_dimensions_handling=unrelated, yaml_line=r.line(),
+    )  # fmt: skip
 
 
 def build_calculation(r: MapReader, unique_name: str) -> Calculation | None:

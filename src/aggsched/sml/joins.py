@@ -43,6 +43,7 @@ class _Route:
     rel_names: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
     dims: frozenset[str] = frozenset()
+    entry: str | None = None  # the level the last relationship joins to
 
     def join(
         self,
@@ -94,6 +95,7 @@ class JoinGraph:
                 rel_names=(rel.unique_name,),
                 roles=(rel.role_play,) if rel.role_play else (),
                 dims=frozenset({dim.unique_name}),
+                entry=level.unique_name,
             )
             found.extend(self._walk(dim, level.dataset, route))
         for name in self.model.dimensions:
@@ -174,6 +176,7 @@ class JoinGraph:
                 rel_names=(*here.rel_names, rel.unique_name),
                 roles=(*here.roles, rel.role_play) if rel.role_play else here.roles,
                 dims=here.dims | {target_dim.unique_name},
+                entry=level.unique_name,
             )
             found.extend(self._walk(target_dim, level.dataset, nxt))
         return found
@@ -194,6 +197,7 @@ class JoinGraph:
             relationships_path=route.rel_names,
             is_secondary=attr.is_secondary,
             time_unit=attr.time_unit,
+            is_entry=attr.unique_name == route.entry,
         )
 
 

@@ -49,13 +49,21 @@ class LoadResult:
     """Outcome of a load: the repository (None when there are errors) and diagnostics.
 
     ``models`` holds every model resolved (aggregate specs, facts, base metrics); it is
-    filled even when other parts of the repository have errors.
+    filled even when other parts of the repository have errors. ``errors`` are problems
+    of the model itself (it cannot be published); a user-defined aggregate that cannot be
+    built as written is not one of them: it is in its model's ``invalid`` and
+    ``aggregate_errors`` lists all of their errors (strict publishing refuses them).
     """
 
     repository: Repository | None
     errors: list[SmlError] = field(default_factory=list)
     warnings: list[SmlError] = field(default_factory=list)
     models: dict[str, ResolvedModel] = field(default_factory=dict)
+
+    @property
+    def aggregate_errors(self) -> list[SmlError]:
+        """Every error of every invalid user-defined aggregate, model by model."""
+        return [e for m in self.models.values() for e in m.errors]
 
     @property
     def ok(self) -> bool:
@@ -194,7 +202,6 @@ def load_repository(files: Mapping[str, bytes], env: Mapping[str, str]) -> LoadR
     }
     missing = set(checker.missing)
     for resolved in models.values():
-        ctx.diags.errors.extend(resolved.errors)
         ctx.diags.warnings.extend(resolved.warnings)
         missing |= resolved.missing
     _judge_broken(broken, missing, ctx)

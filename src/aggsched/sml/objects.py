@@ -124,11 +124,29 @@ class Column:
 
 
 @dataclass(frozen=True)
+class AggPartition:
+    """SML ``incremental.agg_partition``: a dataset column whose values are the partition
+    keys of a dimension level; aggregates are partitioned by it instead of the raw column."""
+
+    column: str
+    dimension: str
+    hierarchy: str
+    level: str
+
+
+@dataclass(frozen=True)
 class Incremental:
-    """Incremental build settings of a dataset."""
+    """Incremental build settings of a dataset.
+
+    ``bucket`` (aggsched's ``partition_bucket`` extension) coarsens the partition of the
+    aggregates: ``day|week|month|quarter|year`` for dates, a positive integer width for
+    numbers; None means the default (month for dates and timestamps, raw for numbers).
+    """
 
     column: str
     grace_period: timedelta
+    agg_partition: AggPartition | None = None
+    bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,8 +270,27 @@ class Dimension:
 
 
 @dataclass(frozen=True)
+class SemiAdditive:
+    """SML ``semi_additive``: the metric is not summed over the dimensions reached by
+    ``relationships`` (each a relationship path) and ``degenerate_dimensions`` ((name,
+    level) pairs); it takes the ``first`` or ``last`` non-empty value over them."""
+
+    position: str
+    relationships: tuple[tuple[str, ...], ...] = ()
+    degenerate_dimensions: tuple[tuple[str, str], ...] = ()
+
+
+NAMED_QUANTILES = ("median", "quartiles", "deciles")
+UNRELATED_HANDLING = ("error", "empty", "repeat")
+
+
+@dataclass(frozen=True)
 class Metric:
-    """A base metric: one aggregation function over one column of one dataset."""
+    """A base metric: one aggregation function over one column of one dataset.
+
+    Only the options that change values are modelled (``format``, ``is_hidden``,
+    ``folder`` and ``description`` are presentation and stay in the YAML).
+    """
 
     unique_name: str
     label: str
@@ -261,6 +298,12 @@ class Metric:
     dataset: str
     column: str
     file: str = ""
+    semi_additive: SemiAdditive | None = None
+    named_quantiles: str | None = None
+    custom_quantiles: tuple[float, ...] = ()
+    compression: int | None = None
+    unrelated_dimensions_handling: str | None = None
+    yaml_line: int | None = None
 
 
 @dataclass(frozen=True)

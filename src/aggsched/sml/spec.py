@@ -61,6 +61,7 @@ class ResolvedAttribute:
     is_secondary: bool = False
     time_unit: str | None = None
     partition: str | None = None
+    is_entry: bool = False  # the level its path's last relationship joins to
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -75,10 +76,22 @@ class ResolvedAttribute:
         """``[rel1, rel2]``: the relationships that lead to it, for messages."""
         return "[" + ", ".join(self.relationships_path) + "]"
 
+    @property
+    def conformed(self) -> tuple[str, str, str, tuple[str, ...]]:
+        """What makes this the same attribute when reached from another fact: the
+        visible name, the SML attribute and the path after the fact's own relationship
+        (equivalent fact relationships share the dimension and role play)."""
+        return (self.name, self.dimension, self.attribute, self.relationships_path[1:])
+
 
 @dataclass(frozen=True)
 class ResolvedMetric:
-    """A base metric with the column it aggregates (``column_sql`` if computed)."""
+    """A base metric with the column it aggregates (``column_sql`` if computed).
+
+    ``semi_attributes`` are the attributes a semi-additive metric is not summed over
+    (``semi_position`` ``first``/``last``); ``problem`` says why the metric can be neither
+    built nor queried (an SML option aggsched does not compute), or is None.
+    """
 
     unique_name: str
     label: str
@@ -88,11 +101,19 @@ class ResolvedMetric:
     data_type: str | None = None
     column_sql: str | None = None
     column_dialects: tuple[DialectSql, ...] = ()
+    semi_position: str | None = None
+    semi_attributes: tuple[ResolvedAttribute, ...] = ()
+    problem: str | None = None
+    unrelated: str | None = None
 
     @property
     def derivable(self) -> bool:
         """Whether coarser aggregates can be computed from this one (see the enum)."""
         return self.calculation_method.derivable
+
+    @property
+    def semi_additive(self) -> bool:
+        return self.semi_position is not None
 
     def sql_for(self, dialect: str | None = None) -> str | None:
         """The computed column's SQL for ``dialect``; None for a physical column."""
@@ -107,6 +128,9 @@ class AggregateSpec:
 
     ``requested_metrics`` are the names as written (they may be calculations);
     ``metrics`` the base metrics they resolve to. ``system`` marks system-defined specs.
+    A multi-fact aggregate (metrics of several facts sharing the grain's conformed
+    dimensions) is this spec for its first fact plus ``others``: one spec per further
+    fact, with the same attributes in the same order, each reached from its own fact.
     """
 
     unique_name: str
@@ -120,6 +144,7 @@ class AggregateSpec:
     system: bool = False
     datasets: Mapping[str, Dataset] = field(default_factory=dict, compare=False)
     connections: Mapping[str, Connection] = field(default_factory=dict, compare=False)
+    others: tuple[AggregateSpec, ...] = ()
 
     @property
     def fact(self) -> Dataset:

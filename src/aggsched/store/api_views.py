@@ -35,10 +35,12 @@ def _has_instance(*statuses: InstanceStatus) -> ColumnElement[bool]:
 
 
 def definition_status_expr() -> ColumnElement[str]:
-    """``invalid`` when removed (or only invalid instances), ``active`` with an active
+    """``invalid`` when removed, not buildable as written (``invalid_reason``) or with
+    only invalid instances, ``active`` with an active
     instance, else ``pending`` (waiting for a first or next build)."""
     return case(
         (AggregateDefinition.removed_at.is_not(None), "invalid"),
+        (AggregateDefinition.invalid_reason.is_not(None), "invalid"),
         (_has_instance(InstanceStatus.ACTIVE), "active"),
         (_has_instance(InstanceStatus.PENDING, InstanceStatus.INPROGRESS), "pending"),
         (_has_instance(InstanceStatus.INVALID), "invalid"),

@@ -299,8 +299,10 @@ def upsert_definition(
     fact_dataset: str,
     connection_id: str,
     incremental: bool = False,
+    invalid_reason: str | None = None,
 ) -> AggregateDefinition:
-    """Create or refresh a definition of ``cube`` (a republish revives removed ones)."""
+    """Create or refresh a definition of ``cube`` (a republish revives removed ones);
+    ``invalid_reason`` marks one the model defines but aggsched cannot build as written."""
     type_value = _enum(DefinitionType, str(type), "definition type")
     subtype_value = _enum(DefinitionSubtype, str(subtype), "definition subtype")
     definition = session.scalar(
@@ -323,6 +325,7 @@ def upsert_definition(
     definition.fact_dataset = fact_dataset
     definition.connection_id = connection_id
     definition.incremental = incremental
+    definition.invalid_reason = invalid_reason
     definition.removed_at = None
     _flush_or_conflict(session, f"aggregate definition {unique_name!r}")
     return definition
@@ -527,12 +530,19 @@ def mark_table_dropped(
 
 
 def cube_definitions(
-    session: Session, cube_id: uuid.UUID, *, include_removed: bool = True
+    session: Session,
+    cube_id: uuid.UUID,
+    *,
+    include_removed: bool = True,
+    buildable: bool = False,
 ) -> list[AggregateDefinition]:
-    """Every definition of a cube (removed ones too, by default), by unique_name."""
+    """Every definition of a cube (removed ones too, by default), by unique_name;
+    ``buildable``: only live ones with a spec (not removed, not invalid as written)."""
     stmt = select(AggregateDefinition).where(AggregateDefinition.cube_id == cube_id)
-    if not include_removed:
+    if not include_removed or buildable:
         stmt = stmt.where(AggregateDefinition.removed_at.is_(None))
+    if buildable:
+        stmt = stmt.where(AggregateDefinition.invalid_reason.is_(None))
     return list(session.scalars(stmt.order_by(AggregateDefinition.unique_name)))
 
 

@@ -222,6 +222,9 @@ class AggregateDefinition(Base):
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
     removed_at: Mapped[datetime | None]
+    # set when the model's aggregate cannot be built as written (the precise reason); such
+    # a definition is listed as `invalid` and never built
+    invalid_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class AggregateInstance(Base):

@@ -8,7 +8,7 @@ import tarfile
 import zipfile
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from aggsched.api import present, schemas
 from aggsched.api.deps import (
@@ -56,7 +56,9 @@ def _published(result: PublishResult) -> schemas.PublishOut:
         project_id=str(result.project_id), project=result.project,
         cubes={name: str(cid) for name, cid in result.cubes.items()},
         changes=[
-            schemas.DefinitionChangeOut(cube=c.cube, definition=c.definition, change=c.change)
+            schemas.DefinitionChangeOut(
+                cube=c.cube, definition=c.definition, change=c.change, reason=c.reason
+            )
             for c in result.changes
         ],
         queued_batches=[str(b) for b in result.queued_batches],
@@ -69,14 +71,21 @@ def publish_project(
     org: OrgAdmin,
     store: StoreDep,
     file: Annotated[UploadFile, File(description="the SML repository as .zip or .tar.gz")],
+    strict: Annotated[
+        bool, Query(description="refuse the whole repository when any aggregate is invalid")
+    ] = False,
 ) -> dict[str, object]:
-    """Publish (or republish) an SML repository; invalid SML stores nothing and lists
-    every error as ``<file>:<line> <yaml path>``."""
+    """Publish (or republish) an SML repository; a broken model stores nothing and lists
+    every error as ``<file>:<line> <yaml path>``. An aggregate that cannot be built as
+    written is stored as an ``invalid`` definition with its reason (change ``invalid``),
+    unless ``strict`` refuses the repository."""
     files = archive_files(file.file.read())
     try:
         # `${var}` comes from the repository's own .env only: the server's environment
         # (secrets, AGGSCHED_*) is never exposed to an uploaded project
-        result = publish(store, files, org_id=org.org_id, env={}, published_by=org.username)
+        result = publish(
+            store, files, org_id=org.org_id, env={}, published_by=org.username, strict=strict
+        )
     except PublishError as exc:
         problems = [_problem(e) for e in exc.errors]
         raise ApiError(400, f"invalid SML repository: {exc}", errors=problems) from exc
