@@ -138,7 +138,7 @@ def specs_of(store: Store, cube_id: uuid.UUID) -> dict[str, DefinitionSpec]:
     with store.session() as s:
         return {
             d.unique_name: DefinitionSpec.from_dict(d.spec)
-            for d in catalog.cube_definitions(s, cube_id)
+            for d in catalog.cube_definitions(s, cube_id, buildable=True)
         }
 
 

@@ -170,9 +170,7 @@ def test_fingerprint_is_stable_and_tracks_content(sml_tpch: Path, tmp_path: Path
     assert as_dict["metrics"][0]["calculation_method"] == "sum"
 
 
-def test_metrics_on_two_facts_make_a_multi_fact_aggregate(
-    sml_tpch: Path, tmp_path: Path
-) -> None:
+def test_metrics_on_two_facts_make_a_multi_fact_aggregate(sml_tpch: Path, tmp_path: Path) -> None:
     """Metrics of lineitem and orders at a grain both reach (conformed dimensions): one
     spec per fact, the same attributes in the same order, each on its own fact's path."""
     spec = only_spec(

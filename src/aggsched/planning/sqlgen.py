@@ -367,38 +367,42 @@ def derived_select(
 
 
 def multi_fact_select(spec: DefinitionSpec, parts: list[exp.Select]) -> exp.Select:
-    """One row per grain value of any fact: the facts' queries (each at the grain, grain
-    columns named alike) full-outer-joined on every grain column, NULLs matching NULLs."""
+    """One row per grain value of any fact, with each fact's partials: the facts' queries
+    (each at the grain, grain columns named alike) stacked with UNION ALL and grouped on
+    the grain. That is the full outer join on the grain — NULL grain values match, as
+    GROUP BY groups them — without a join condition engines must hash (PostgreSQL cannot
+    full-join on IS NOT DISTINCT FROM). Each fact has at most one row per grain value, so
+    MAX picks it; a fact with no row there leaves its columns NULL."""
     grain = [
         c for keys, name in naming.grain_columns(spec) for c in (*keys, *([name] if name else []))
     ]
-    aliases = [f"p{i}" for i in range(len(parts))]
-    items: list[exp.Expression] = []
-    for col in grain:
-        values = [exp.column(ident(col), table=ident(a)) for a in aliases]
-        items.append(exp.alias_(exp.Coalesce(this=values[0], expressions=values[1:]), ident(col)))
-    for alias, part in zip(aliases, parts, strict=True):
-        for item in part.expressions:
-            if item.alias_or_name not in grain:
-                name = item.alias_or_name
-                items.append(exp.alias_(exp.column(ident(name), table=ident(alias)), ident(name)))
-    select = exp.select(*items).from_(
-        exp.alias_(parts[0].subquery(), ident(aliases[0]), table=True)
-    )
-    for i in range(1, len(parts)):
-        conditions = []
-        for col in grain:
-            seen = [exp.column(ident(col), table=ident(a)) for a in aliases[:i]]
-            left = seen[0] if len(seen) == 1 else exp.Coalesce(this=seen[0], expressions=seen[1:])
-            right = exp.column(ident(col), table=ident(aliases[i]))
-            conditions.append(exp.NullSafeEQ(this=left, expression=right))
-        select = select.join(
-            exp.alias_(parts[i].subquery(), ident(aliases[i]), table=True),
-            on=exp.and_(*conditions) if conditions else exp.true(),
-            join_type="full",
-            join_kind="outer",
-            copy=False,
+    own = [[item.alias_or_name for item in part.expressions[len(grain) :]] for part in parts]
+    every = [c for cols in own for c in cols]
+    branches = []
+    for part, cols in zip(parts, own, strict=True):
+        items = [exp.column(ident(c), table=ident("p")) for c in grain]
+        items += [
+            exp.alias_(
+                exp.column(ident(c), table=ident("p")) if c in cols else exp.null(), ident(c)
+            )
+            for c in every
+        ]
+        branches.append(
+            exp.select(*items).from_(exp.alias_(part.subquery(), ident("p"), table=True))
         )
+    stacked = branches[0]
+    for branch in branches[1:]:
+        stacked = exp.union(stacked, branch, distinct=False)
+    alias = "facts"
+    select = exp.select(
+        *(exp.column(ident(c), table=ident(alias)) for c in grain),
+        *(
+            exp.alias_(exp.Max(this=exp.column(ident(c), table=ident(alias))), ident(c))
+            for c in every
+        ),
+    ).from_(exp.alias_(stacked.subquery(), ident(alias), table=True))
+    if grain:
+        select = select.group_by(*(exp.column(ident(c), table=ident(alias)) for c in grain))
     return select
 
 

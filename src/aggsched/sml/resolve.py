@@ -7,6 +7,7 @@ another's problems.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -360,7 +361,9 @@ class _ModelResolver:
         if name is None:
             if requested not in self.ignore:
                 self.missing.add(requested)
-                self.error(path, line, f'unknown metric "{requested}"')
+                close = difflib.get_close_matches(requested, self.model.metrics, n=3)
+                hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+                self.error(path, line, f'unknown metric "{requested}"{hint}')
             return []
         if name not in self.model.metrics:
             self.error(path, line, f'metric "{name}" is not in model "{self.model.unique_name}"')

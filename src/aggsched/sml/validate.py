@@ -79,6 +79,25 @@ class ReferenceChecker:
                 "incremental.column",
                 f'unknown column "{ds.incremental.column}" in dataset "{ds.unique_name}"',
             )
+        partition = ds.incremental.agg_partition if ds.incremental else None
+        if partition is not None:
+            self._column(ds, partition.column, ds.file, "incremental.agg_partition.column")
+            dim = self.repo.dimensions.get(partition.dimension)
+            if (
+                self._ref(
+                    self.repo.dimensions,
+                    "dimension",
+                    partition.dimension,
+                    ds.file,
+                    "incremental.agg_partition.dimension",
+                )
+                and dim is not None
+                and dim.attribute(partition.level) is None
+            ):
+                self._error(
+                    ds.file, "incremental.agg_partition.level",
+                    f'unknown level "{partition.level}" in dimension "{dim.unique_name}"',
+                )  # fmt: skip
 
     def _check_attribute(self, dim: Dimension, attr: Attribute) -> None:
         path = attr.yaml_path
