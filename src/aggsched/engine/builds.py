@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy.orm import Session
 from sqlglot import exp
 
 from aggsched.engine.queueing import queue_batch
@@ -37,7 +38,13 @@ from aggsched.planning.plan import (
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.store import Store, batches, catalog, org_settings, queue, utcnow
 from aggsched.store.errors import ConflictError
-from aggsched.store.models import AggregateInstance, BatchStatus, Connection, InstanceStatus
+from aggsched.store.models import (
+    AggregateDefinition,
+    AggregateInstance,
+    BatchStatus,
+    Connection,
+    InstanceStatus,
+)
 from aggsched.warehouse import (
     QueryCancelled,
     QueryTimeout,
@@ -575,7 +582,9 @@ class BatchRunner:
         result.source = job.describe_sources()
         if job.shared:
             result.source = SHARED_SCAN
-        refused = self._activate(ctx, instance_id, result, new_mark, job.source, settings, in_place)
+        refused = self._activate(
+            ctx, instance_id, result, new_mark, job.source, settings, in_place, job
+        )
         if refused:
             if not in_place:
                 _drop_quietly(job.wh, where.schema, result.table)
@@ -726,33 +735,64 @@ class BatchRunner:
         source: lattice.Source[Built] | None,
         settings: BuildSettings,
         in_place: bool,
+        job: _Job,
     ) -> str | None:
-        """Make the built table live, unless the world moved on while it was built: the
-        batch was taken from this worker (recovery), or the instance was invalidated by a
-        republish or deactivated. Returns why it was refused, or None."""
-        with self.store.session() as s:
-            batch = batches.get_batch(s, ctx.batch_id)
-            instance = catalog.get_instance(s, ctx.org_id, instance_id)
-            if batch.status != BatchStatus.INPROGRESS.value or batch.worker_id != self.worker_id:
-                return "superseded: the batch is no longer this worker's"
-            if instance.status != InstanceStatus.INPROGRESS.value:
-                return f"superseded: the instance became {instance.status} during the build"
-            catalog.set_instance_status(
-                s,
-                instance_id,
-                InstanceStatus.INPROGRESS,
-                number_of_rows=result.rows,
-                build_duration=result.seconds,
-                sql=result.sql,
-                watermark=new_mark,
-                materialization_end_time=utcnow(),
-                message=f"built from {result.source}" if result.source else "built from base",
-            )
-            instance.source_instance_id = source.key.instance_id if source else None
-            catalog.activate_instance(
-                s, instance_id, grace=settings.drop_grace, takes_over_table=in_place
-            )
+        """Make the built table live — the instance active and the definition's stable
+        view pointing at it, in one step — unless the world moved on while it was built:
+        the batch was taken from this worker (recovery), or the instance was invalidated by
+        a republish or deactivated. Returns why it was refused, or None.
+
+        The view is switched in the warehouse inside the store transaction that activates
+        the instance: if the switch fails, the activation rolls back."""
+        try:
+            with self.store.session() as s:
+                batch = batches.get_batch(s, ctx.batch_id)
+                instance = catalog.get_instance(s, ctx.org_id, instance_id)
+                if (
+                    batch.status != BatchStatus.INPROGRESS.value
+                    or batch.worker_id != self.worker_id
+                ):
+                    return "superseded: the batch is no longer this worker's"
+                if instance.status != InstanceStatus.INPROGRESS.value:
+                    return f"superseded: the instance became {instance.status} during the build"
+                catalog.set_instance_status(
+                    s,
+                    instance_id,
+                    InstanceStatus.INPROGRESS,
+                    number_of_rows=result.rows,
+                    build_duration=result.seconds,
+                    sql=result.sql,
+                    watermark=new_mark,
+                    materialization_end_time=utcnow(),
+                    message=f"built from {result.source}" if result.source else "built from base",
+                )
+                instance.source_instance_id = source.key.instance_id if source else None
+                catalog.activate_instance(
+                    s, instance_id, grace=settings.drop_grace, takes_over_table=in_place
+                )
+                self._switch_view(s, job, instance.definition_id, result.table or "")
+        except WarehouseError as exc:
+            why = f"the stable view could not be switched to the new table: {exc}"
+            result.status, result.error = InstanceStatus.FAILED, why
+            self._record_failure(instance_id, result, drop=not in_place)
+            return why
         return None
+
+    @staticmethod
+    def _switch_view(s: Session, job: _Job, definition_id: uuid.UUID, table: str) -> None:
+        """Point the definition's stable view at `table` (the caller's transaction records
+        it, and rolls the activation back if this raises)."""
+        definition = s.get(AggregateDefinition, definition_id)
+        if definition is None:
+            return
+        view = catalog.assign_view_name(s, definition)
+        schema = job.where.schema
+        if (definition.view_schema, definition.view_table) != (schema, table):
+            job.wh.replace_view(schema, view, table)
+        if definition.view_schema not in (None, schema) and definition.view_table:
+            with suppress(WarehouseError):  # the connection's aggregate schema changed
+                job.wh.drop_view(definition.view_schema, view)
+        catalog.set_view(s, definition_id, schema, table)
 
     def _finish(
         self,
@@ -888,7 +928,8 @@ class _Pool:
 
 
 def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit: int = 500) -> int:
-    """Drop the tables of replaced, invalid and failed instances whose grace period is over.
+    """Drop the tables of replaced, invalid and failed instances whose grace period is over,
+    and the stable views of definitions a republish removed or made invalid.
 
     `warehouses` is an open batch's pool or an opener (a pool is made and closed here).
     Returns how many tables were dropped; an unreachable warehouse is tried again next time.
@@ -898,16 +939,29 @@ def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit
             (i.id, i.org_id, i.connection_id, i.table_schema, i.table_name)
             for i in catalog.instances_to_drop(s, limit=limit)
         ]
+        views = [
+            (d.id, d.org_id, d.connection_id, d.view_schema, d.view_name)
+            for d in catalog.views_to_drop(s, limit=limit)
+        ]
         urls = {
             (c.org_id, c.name): c.url
-            for org in {d[1] for d in due}
+            for org in {d[1] for d in due} | {v[1] for v in views}
             for c in catalog.list_connections(s, org)
         }
-    if not due:
+    if not due and not views:
         return 0
     pool = warehouses if isinstance(warehouses, _Pool) else _Pool(warehouses)
     dropped = 0
     try:
+        for definition_id, org_id, conn_name, schema, view in views:
+            url = urls.get((org_id, conn_name or ""))
+            if url is not None and schema and view:
+                try:
+                    pool.get(url).drop_view(schema, view)
+                except WarehouseError:
+                    continue
+            with store.session() as s:
+                catalog.set_view(s, definition_id, None, None)
         for instance_id, org_id, conn_name, schema, table in due:
             url = urls.get((org_id, conn_name or ""))
             if table and schema:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from aggsched.engine.queueing import queue_batch
 from aggsched.planning.aggregates import definition_spec
+from aggsched.planning.cube import cube_spec
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.sml import AggregateSpec, SmlError, load_repository, read_source, system_aggregates
 from aggsched.store import Store, catalog, org_settings, utcnow
@@ -151,7 +152,10 @@ def publish(
         seen: set[uuid.UUID] = set()
         for model_name, definitions in planned.items():
             model = repo.models[model_name]
-            cube = catalog.upsert_cube(session, project, model_name, model.label or model_name)
+            cube = catalog.upsert_cube(
+                session, project, model_name, model.label or model_name,
+                query_spec=cube_spec(loaded.models[model_name]).to_json(),
+            )  # fmt: skip
             seen.add(cube.id)
             result.cubes[model_name] = cube.id
             result.changes += _sync_definitions(session, cube, definitions)
@@ -198,6 +202,7 @@ def _sync_definitions(
             connection_id=item.spec.connection,
             incremental=item.spec.incremental is not None,
         )
+        catalog.assign_view_name(session, definition)
         catalog.create_instance(session, definition)
         changes.append(DefinitionChange(cube.unique_name, name, change))
     for gone in existing.values():
@@ -218,7 +223,9 @@ def _store_invalid(
     catalog.upsert_definition(
         session, cube, unique_name=item.name, name=item.label or item.name,
         type=DefinitionType.USER_DEFINED, subtype=DefinitionSubtype.MANUAL,
-        fingerprint=item.fingerprint(), spec={}, fact_dataset="", connection_id="",
+        fingerprint=item.fingerprint(), spec={},
+        fact_dataset=current.fact_dataset if current else "",
+        connection_id=current.connection_id if current else "",  # where its view may be
         invalid_reason=item.reason[:8000],
     )  # fmt: skip
     return DefinitionChange(cube.unique_name, item.name, Change.INVALID, item.reason)

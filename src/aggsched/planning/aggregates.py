@@ -21,7 +21,7 @@ from aggsched.planning.spec import (
     Metric,
     Relation,
 )
-from aggsched.sml import FACT_ALIAS, AggregateSpec, Dataset
+from aggsched.sml import FACT_ALIAS, AggregateSpec, Dataset, Repository
 
 
 def _words(sql: str) -> set[str]:
@@ -63,6 +63,27 @@ def _relation(agg: AggregateSpec, name: str, used: Iterable[str]) -> Relation:
         database=conn.database if conn else None,
         schema=conn.schema if conn else None,
         columns=columns,
+        computed=computed,
+    )
+
+
+def full_relation(repo: Repository, ds: Dataset) -> Relation:
+    """`ds` with every declared column (queries may use any of them)."""
+    conn = repo.connections.get(ds.connection_id)
+    computed = {
+        c.name: ComputedColumn(c.sql or "", {d.dialect: d.sql for d in c.dialects})
+        for c in ds.columns
+        if c.is_computed
+    }
+    return Relation(
+        dataset=ds.unique_name,
+        connection=ds.connection_id,
+        table=ds.table,
+        sql=ds.sql,
+        dialect_sql={d.dialect: d.sql for d in ds.dialects},
+        database=conn.database if conn else None,
+        schema=conn.schema if conn else None,
+        columns=tuple(sorted(c.name for c in ds.columns if not c.is_computed)),
         computed=computed,
     )
 

@@ -22,7 +22,7 @@ from sqlglot import exp
 from aggsched.planning import naming, watermark
 from aggsched.planning.lattice import Candidate, Source
 from aggsched.planning.partials import ROLLUP, metric_partials, partial_columns, partial_key
-from aggsched.planning.spec import DefinitionSpec, Relation
+from aggsched.planning.spec import DefinitionSpec, Metric, Relation
 
 # SML `dialects:` names for our sqlglot dialects (compared case-insensitively).
 SML_DIALECT_NAMES = {"duckdb": ("duckdb",), "postgres": ("postgresql", "postgres")}
@@ -137,7 +137,7 @@ def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expre
     return exp.alias_(table(relation.table, loc.schema, loc.database), ident(alias), table=True)
 
 
-def _partial_expr(partial: str, value: exp.Expression, dialect: str) -> exp.Expression:
+def partial_expr(partial: str, value: exp.Expression, dialect: str) -> exp.Expression:
     if partial == "sum":
         return exp.Sum(this=value)
     if partial == "count":
@@ -283,7 +283,7 @@ def base_select(
         value = column_expr(metric.alias, rels[metric.alias], metric.column, dialect)
         out = naming.metric_column(metric.name, partial)
         select = select.select(
-            exp.alias_(_partial_expr(partial, value, dialect), ident(out)), copy=False
+            exp.alias_(partial_expr(partial, value, dialect), ident(out)), copy=False
         )
     select = joined_from(spec, target, select)
     if since is not None:
@@ -314,13 +314,11 @@ def derived_select(
         )
     alias = "src"
     target_names = names or naming.attribute_columns(spec)
-    source_names = naming.attribute_columns(src.spec)
-    by_position = {a.identity: i for i, a in enumerate(src.component.attributes)}
-    first = src.spec.attributes
+    source_names = slice_columns(src)
     items: list[exp.Expression] = []
     for attr in spec.attributes:
         keys, name_col = target_names[attr.identity]
-        src_keys, src_name = source_names[first[by_position[attr.identity]].identity]
+        src_keys, src_name = source_names[attr.identity]
         for out, col in zip(keys, src_keys, strict=True):
             items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(out)))
         if name_col and src_name:
@@ -352,9 +350,7 @@ def derived_select(
         )
     select = select.from_(exp.alias_(source_table, ident(alias), table=True), copy=False)
     if src.spec.others:
-        select = select.where(
-            exp.column(ident(present), table=ident(alias)).is_(exp.null()).not_(), copy=False
-        )
+        select = select.where(slice_present(src, alias), copy=False)
     if since is not None and spec.incremental:
         col = naming.partition_column(spec.incremental)
         select = select.where(
@@ -366,16 +362,45 @@ def derived_select(
     return select
 
 
+def slice_columns(source: Source[Any]) -> Names:
+    """Grain columns of a source's table, keyed by the attribute identities of the slice
+    that serves (a multi-fact table names attribute i as its first fact does)."""
+    names = naming.attribute_columns(source.spec)
+    first = source.spec.attributes
+    return {
+        attr.identity: names[first[i].identity]
+        for i, attr in enumerate(source.component.attributes)
+    }
+
+
+def slice_partial(source: Source[Any], spec: DefinitionSpec, metric: Metric, partial: str) -> str:
+    """The source table's column holding `spec`'s `partial` of `metric` (whatever metric
+    the source stores it under)."""
+    holder = partial_columns(source.component)[partial_key(spec, metric, partial)]
+    return naming.metric_column(holder.name, partial)
+
+
+def slice_present(source: Source[Any], alias: str) -> exp.Expression:
+    """The rows of a multi-fact table where the serving slice's fact has rows."""
+    present = naming.presence_column(source.component.fact.dataset)
+    return exp.column(ident(present), table=ident(alias)).is_(exp.null()).not_()
+
+
 def multi_fact_select(spec: DefinitionSpec, parts: list[exp.Select]) -> exp.Select:
-    """One row per grain value of any fact, with each fact's partials: the facts' queries
-    (each at the grain, grain columns named alike) stacked with UNION ALL and grouped on
-    the grain. That is the full outer join on the grain — NULL grain values match, as
-    GROUP BY groups them — without a join condition engines must hash (PostgreSQL cannot
-    full-join on IS NOT DISTINCT FROM). Each fact has at most one row per grain value, so
-    MAX picks it; a fact with no row there leaves its columns NULL."""
+    """One row per grain value of any fact, with each fact's partials (see
+    `stack_on_grain`); each part names its grain columns as the first fact does."""
     grain = [
         c for keys, name in naming.grain_columns(spec) for c in (*keys, *([name] if name else []))
     ]
+    return stack_on_grain(grain, parts)
+
+
+def stack_on_grain(grain: list[str], parts: list[exp.Select]) -> exp.Select:
+    """The full outer join of `parts` on the `grain` columns they all start with: stacked
+    with UNION ALL and grouped on the grain. NULL grain values match, as GROUP BY groups
+    them — without a join condition engines must hash (PostgreSQL cannot full-join on IS
+    NOT DISTINCT FROM). Each part has at most one row per grain value, so MAX picks it; a
+    part with no row there leaves its columns NULL."""
     own = [[item.alias_or_name for item in part.expressions[len(grain) :]] for part in parts]
     every = [c for cols in own for c in cols]
     branches = []
@@ -387,10 +412,9 @@ def multi_fact_select(spec: DefinitionSpec, parts: list[exp.Select]) -> exp.Sele
             )
             for c in every
         ]
-        branches.append(
-            exp.select(*items).from_(exp.alias_(part.subquery(), ident("p"), table=True))
-        )
-    stacked = branches[0]
+        source = exp.alias_(part.subquery(), ident("p"), table=True)
+        branches.append(exp.select(*items).from_(source))
+    stacked: exp.Query = branches[0]
     for branch in branches[1:]:
         stacked = exp.union(stacked, branch, distinct=False)
     alias = "facts"

@@ -7,6 +7,7 @@ object exists only in another organization, so the API cannot leak across tenant
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from contextlib import suppress
@@ -20,6 +21,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from aggsched.planning.naming import sanitize
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
 from aggsched.store.models import (
     AggregateDefinition,
@@ -233,8 +235,15 @@ def list_projects(session: Session, org_id: str) -> list[Project]:
     return list(session.scalars(stmt))
 
 
-def upsert_cube(session: Session, project: Project, unique_name: str, name: str) -> Cube:
-    """Create the cube, or rename/undelete it when a republish brings it back."""
+def upsert_cube(
+    session: Session,
+    project: Project,
+    unique_name: str,
+    name: str,
+    query_spec: str | None = None,
+) -> Cube:
+    """Create the cube, or rename/undelete it when a republish brings it back;
+    ``query_spec`` is its queryable model (planning.cube.CubeSpec JSON)."""
     cube = session.scalar(
         select(Cube).where(Cube.project_id == project.id, Cube.unique_name == unique_name)
     )
@@ -243,6 +252,9 @@ def upsert_cube(session: Session, project: Project, unique_name: str, name: str)
         session.add(cube)
     cube.name = name
     cube.deleted_at = None
+    if query_spec is not None and query_spec != cube.query_spec:
+        cube.query_spec = query_spec
+        cube.spec_updated_at = utcnow()
     _flush_or_conflict(session, f"cube {unique_name!r}")
     return cube
 
@@ -687,3 +699,58 @@ def last_build_seconds(session: Session, cube_id: uuid.UUID) -> dict[uuid.UUID, 
         )
     )
     return {row[0]: (row[1] or 0.0, bool(row[2])) for row in session.execute(stmt)}
+
+
+# --- stable views --------------------------------------------------------------------
+
+_OUR_TABLE = re.compile(r"^as_agg_[0-9a-f]{8}_")
+VIEW_NAME_MAX = 63  # PostgreSQL's identifier limit
+
+
+def assign_view_name(session: Session, definition: AggregateDefinition) -> str:
+    """The definition's stable view name: its sanitized unique name, made unique among the
+    organization's live definitions on the same connection (and never shaped like an
+    aggregate table's name, which maintenance treats as ours to drop)."""
+    if definition.view_name:
+        return definition.view_name
+    base = sanitize(definition.unique_name)[:VIEW_NAME_MAX]
+    if _OUR_TABLE.match(base):
+        base = f"{base[: VIEW_NAME_MAX - 5]}_view"
+    taken = exists().where(
+        AggregateDefinition.org_id == definition.org_id,
+        AggregateDefinition.connection_id == definition.connection_id,
+        AggregateDefinition.view_name == base,
+        AggregateDefinition.id != definition.id,
+        AggregateDefinition.removed_at.is_(None),
+    )
+    if session.scalar(select(taken)):
+        base = f"{base[: VIEW_NAME_MAX - 7]}_{definition.id.hex[:6]}"
+    definition.view_name = base
+    session.flush()
+    return base
+
+
+def set_view(
+    session: Session, definition_id: uuid.UUID, schema: str | None, table: str | None
+) -> None:
+    """Record what the definition's view selects from now (None, None: it was dropped)."""
+    definition = session.get(AggregateDefinition, definition_id)
+    if definition is None:
+        raise NotFoundError(f"aggregate {definition_id} not found")
+    definition.view_schema = schema
+    definition.view_table = table
+    session.flush()
+
+
+def views_to_drop(session: Session, limit: int = 500) -> list[AggregateDefinition]:
+    """Views of definitions that a republish removed or made invalid."""
+    stmt = (
+        select(AggregateDefinition)
+        .where(AggregateDefinition.view_table.is_not(None))
+        .where(
+            AggregateDefinition.removed_at.is_not(None)
+            | AggregateDefinition.invalid_reason.is_not(None)
+        )
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

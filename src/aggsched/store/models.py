@@ -192,6 +192,9 @@ class Cube(Base):
     name: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = _created()
     deleted_at: Mapped[datetime | None]
+    # the queryable model (planning.cube.CubeSpec as JSON), written at each publish
+    query_spec: Mapped[str | None] = mapped_column(Text)
+    spec_updated_at: Mapped[datetime | None]
 
 
 class AggregateDefinition(Base):
@@ -225,6 +228,11 @@ class AggregateDefinition(Base):
     # set when the model's aggregate cannot be built as written (the precise reason); such
     # a definition is listed as `invalid` and never built
     invalid_reason: Mapped[str | None] = mapped_column(Text)
+    # the stable view named after the definition in the aggregate schema, and the table
+    # it selects from now (None: no view exists)
+    view_name: Mapped[str | None] = mapped_column(String(255))
+    view_schema: Mapped[str | None] = mapped_column(String(255))
+    view_table: Mapped[str | None] = mapped_column(String(255))
 
 
 class AggregateInstance(Base):
@@ -362,6 +370,50 @@ class BuildBatch(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
 
 
+class QueryLog(Base):
+    """One semantic query: what it asked, the grain it needed, what answered it, how long
+    it took. The advisor learns from it; hit counts and query utilization come from it."""
+
+    __tablename__ = "query_log"
+    __table_args__ = (
+        Index("ix_query_log_org_created", "org_id", "created_at"),
+        Index("ix_query_log_cube_created", "cube_id", "created_at"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
+    username: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = _created()
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    filter_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    grain: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    grain_key: Mapped[str] = mapped_column(String(64), default="")
+    served_by: Mapped[str] = mapped_column(String(32), default="base")
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    planning_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    sql: Mapped[str | None] = mapped_column(Text)
+
+
+class QueryHit(Base):
+    """An aggregate instance that answered (part of) a logged query."""
+
+    __tablename__ = "query_hits"
+    __table_args__ = (
+        Index("ix_query_hits_instance", "instance_id", "created_at"),
+        Index("ix_query_hits_definition", "definition_id", "created_at"),
+    )
+    query_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("query_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    instance_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    definition_id: Mapped[uuid.UUID] = mapped_column()
+    created_at: Mapped[datetime] = _created()
+
+
 class Lease(Base):
     """A named, expiring lock (the single scheduler node on SQLite)."""
 
@@ -390,6 +442,8 @@ __all__ = [
     "OrgSetting",
     "Organization",
     "Project",
+    "QueryHit",
+    "QueryLog",
     "Role",
     "Schedule",
     "User",

@@ -148,6 +148,16 @@ class Warehouse(ABC):
         """Drop ``schema.table`` (``schema`` None: a temporary table) if it exists."""
         self.execute(self.render(sqlbuild.drop_table(schema, table)))
 
+    def replace_view(self, schema: str, view: str, table: str) -> None:
+        """Point the view ``schema.view`` at ``schema.table`` in one step readers never
+        see half done (``CREATE OR REPLACE VIEW``; engines that cannot replace a view with
+        other columns override this)."""
+        self.execute(self.render(sqlbuild.create_view(schema, view, table, replace=True)))
+
+    def drop_view(self, schema: str, view: str) -> None:
+        """Drop ``schema.view`` if it exists."""
+        self.execute(self.render(sqlbuild.drop_view(schema, view)))
+
     def row_count(self, schema: str, table: str) -> int:
         """Number of rows in ``schema.table``."""
         row = self.fetch_one(self.render(sqlbuild.count_rows(schema, table)))

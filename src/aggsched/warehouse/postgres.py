@@ -133,6 +133,13 @@ class PostgresWarehouse(Warehouse):
         finally:
             self._tx_depth -= 1
 
+    def replace_view(self, schema: str, view: str, table: str) -> None:
+        """PostgreSQL's CREATE OR REPLACE VIEW cannot change the columns, so drop and
+        create in one transaction: readers see the old view or the new one."""
+        with self.transaction():
+            self.execute(self.render(sqlbuild.drop_view(schema, view)))
+            self.execute(self.render(sqlbuild.create_view(schema, view, table, replace=False)))
+
     def load_csv(self, schema: str, table: str, columns: Sequence[str], path: Path) -> None:
         """Stream the file through ``COPY ... FROM STDIN`` (cancellable like a statement)."""
         sql = self.render(sqlbuild.copy_from(schema, table, columns, exp.Var(this="STDIN")))

@@ -31,6 +31,16 @@ def drop_table(schema: str | None, name: str) -> exp.Drop:
     return exp.Drop(kind="TABLE", tables=[table(schema, name)], exists=True)
 
 
+def create_view(schema: str, name: str, source: str, *, replace: bool) -> exp.Create:
+    """CREATE [OR REPLACE] VIEW "schema"."name" AS SELECT * FROM "schema"."source"."""
+    query = exp.select(exp.Star()).from_(table(schema, source))
+    return exp.Create(this=table(schema, name), kind="VIEW", expression=query, replace=replace)
+
+
+def drop_view(schema: str, name: str) -> exp.Drop:
+    return exp.Drop(kind="VIEW", tables=[table(schema, name)], exists=True)
+
+
 def count_rows(schema: str, name: str) -> exp.Select:
     return exp.select(exp.Count(this=exp.Star())).from_(table(schema, name))
 

@@ -1,0 +1,150 @@
+"""The query log: every semantic query, what answered it, and the hits it gave aggregates.
+
+Writes are one small transaction per query; reads are paged and indexed by organization
+or cube and time. Instance hit counts and definitions' query utilization are computed
+from the hits table (indexed by instance and definition).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from aggsched.store.models import Cube, QueryHit, QueryLog
+from aggsched.store.types import utcnow
+
+SERVED_BY = ("base", "aggregate", "mixed", "error")
+
+
+@dataclass(frozen=True)
+class Hit:
+    instance_id: uuid.UUID
+    definition_id: uuid.UUID
+
+
+def record_query(
+    session: Session,
+    cube: Cube,
+    *,
+    username: str,
+    metrics: Sequence[str],
+    attributes: Sequence[str],
+    filter_attributes: Sequence[str],
+    grain: list[dict[str, Any]],
+    grain_key: str,
+    served_by: str,
+    duration_ms: float,
+    planning_ms: float,
+    rows: int,
+    error: str | None = None,
+    sql: str | None = None,
+    hits: Iterable[Hit] = (),
+    now: datetime | None = None,
+) -> QueryLog:
+    """Log one query (and the aggregate instances that answered it)."""
+    when = now or utcnow()
+    row = QueryLog(
+        org_id=cube.org_id, project_id=cube.project_id, cube_id=cube.id,
+        username=username[:255], created_at=when, metrics={"names": list(metrics)},
+        attributes={"names": list(attributes)},
+        filter_attributes={"names": list(filter_attributes)}, grain={"parts": grain},
+        grain_key=grain_key, served_by=served_by, duration_ms=duration_ms,
+        planning_ms=planning_ms, rows=rows, error=error, sql=sql,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    for hit in dict.fromkeys(hits):
+        hit_row = QueryHit(
+            query_id=row.id, instance_id=hit.instance_id,
+            definition_id=hit.definition_id, created_at=when,
+        )  # fmt: skip
+        session.add(hit_row)
+    session.flush()
+    return row
+
+
+def list_queries(
+    session: Session,
+    org_id: str,
+    *,
+    cube_id: uuid.UUID | None = None,
+    username: str | None = None,
+    served_by: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[QueryLog], int]:
+    """The organization's queries, newest first, with the filters given; and the total."""
+    stmt = select(QueryLog).where(QueryLog.org_id == org_id)
+    for column, value in (
+        (QueryLog.cube_id, cube_id), (QueryLog.username, username),
+        (QueryLog.served_by, served_by),
+    ):  # fmt: skip
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if since is not None:
+        stmt = stmt.where(QueryLog.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(QueryLog.created_at < until)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    page = stmt.order_by(QueryLog.created_at.desc(), QueryLog.id.desc()).limit(limit)
+    return list(session.scalars(page.offset(offset))), total
+
+
+def cube_queries(session: Session, cube_id: uuid.UUID, since: datetime) -> list[QueryLog]:
+    """A cube's successful queries since `since`, oldest first (the advisor's input)."""
+    stmt = (
+        select(QueryLog)
+        .where(QueryLog.cube_id == cube_id, QueryLog.created_at >= since)
+        .where(QueryLog.error.is_(None))
+        .order_by(QueryLog.created_at)
+    )
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class HitStats:
+    hits: int
+    last_hit: datetime | None
+
+
+def instance_hits(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, HitStats]:
+    """Hit count and last hit of each instance (one query)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    stmt = (
+        select(QueryHit.instance_id, func.count(), func.max(QueryHit.created_at))
+        .where(QueryHit.instance_id.in_(wanted))
+        .group_by(QueryHit.instance_id)
+    )
+    return {row[0]: HitStats(row[1], row[2]) for row in session.execute(stmt)}
+
+
+def definition_hits(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, HitStats]:
+    """How many logged queries each definition answered (AtScale's query utilization)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    stmt = (
+        select(QueryHit.definition_id, func.count(), func.max(QueryHit.created_at))
+        .where(QueryHit.definition_id.in_(wanted))
+        .group_by(QueryHit.definition_id)
+    )
+    return {row[0]: HitStats(row[1], row[2]) for row in session.execute(stmt)}
+
+
+def prune_queries(session: Session, older_than: timedelta, now: datetime | None = None) -> int:
+    """Delete log rows (and their hits) older than the retention; returns how many."""
+    cutoff = (now or utcnow()) - older_than
+    old = select(QueryLog.id).where(QueryLog.created_at < cutoff)
+    session.execute(delete(QueryHit).where(QueryHit.query_id.in_(old)))
+    result = session.execute(delete(QueryLog).where(QueryLog.created_at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
