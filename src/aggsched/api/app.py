@@ -7,7 +7,8 @@ tests and embedded servers can run several apps side by side.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,9 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aggsched.api import errors
 from aggsched.api.auth import Authenticator
 from aggsched.api.envelope import ErrorEnvelope
-from aggsched.api.routers import aggregates, builds, catalog, schedules, system
+from aggsched.api.routers import aggregates, builds, catalog, queries, schedules, system
 from aggsched.api.totals import TotalCounter
 from aggsched.config import Settings
+from aggsched.engine.queries import QueryService
 from aggsched.store import Store
 from aggsched.store import catalog as store_catalog
 from aggsched.store.models import DEFAULT_ORG_ID
@@ -77,18 +79,27 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """The REST API on ``store`` (opened from ``settings`` when not given)."""
     store = store or Store.from_settings(settings)
     _bootstrap(store)
+    query_service = QueryService(store)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        query_service.close()
+
     app = FastAPI(
         title="aggsched",
         summary="AtScale-compatible Aggregate Creation Schedule API",
         version="0.1.0",
         responses=ERROR_RESPONSES,
+        lifespan=lifespan,
     )
+    app.state.queries = query_service
     app.state.settings = settings
     app.state.store = store
     app.state.authenticator = Authenticator.from_settings(settings)
     app.state.totals = TotalCounter(store)
     errors.install(app)
-    for module in (system, builds, schedules, aggregates, catalog):
+    for module in (system, builds, schedules, aggregates, catalog, queries):
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:

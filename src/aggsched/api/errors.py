@@ -31,6 +31,8 @@ _I18N = {
     409: "response.error.conflict",
     413: "response.error.payload_too_large",
     500: "response.error.internal",
+    502: "response.error.bad_gateway",
+    504: "response.error.gateway_timeout",
 }
 
 

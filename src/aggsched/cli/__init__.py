@@ -23,11 +23,12 @@ def _register_all() -> None:
         cron_cmd,
         demo_cmd,
         node_cmd,
+        query_cmd,
         server_cmd,
     )
 
     for module in (
-        demo_cmd, catalog_cmd, build_cmd, server_cmd, node_cmd, admin_cmd, cron_cmd,
+        demo_cmd, catalog_cmd, build_cmd, query_cmd, server_cmd, node_cmd, admin_cmd, cron_cmd,
     ):  # fmt: skip
         module.register(app)
 

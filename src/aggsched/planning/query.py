@@ -404,6 +404,21 @@ def _split_filter(node: Filter | None, is_metric: Any) -> tuple[Filter | None, F
     )
 
 
+def _members(r: _Resolver, node: Filter | None) -> Filter | None:
+    """Conditions whose member is a bare name: a metric when it names one, else an
+    attribute (as Cube's `member` works)."""
+    if node is None:
+        return None
+    if isinstance(node, Logical):
+        return Logical(node.op, tuple(_members(r, item) for item in node.items))  # type: ignore[misc]
+    member = node.member
+    if isinstance(member, str):
+        known = member in r.cube.metrics or member in r.cube.calculations or member in r.by_label
+        if not known:
+            member = AttributeRef(member)
+    return Condition(member, node.op, node.values)
+
+
 def _and(items: list[Filter]) -> Filter | None:
     if not items:
         return None
@@ -447,7 +462,7 @@ def resolve(cube: CubeSpec, query: Query) -> ResolvedQuery:
 
     for i, cond in enumerate(_walk(query.filter)):
         _check_condition(cond, f"filters[{i}]")
-    attr_filter, metric_filter = _split_filter(query.filter, is_metric)
+    attr_filter, metric_filter = _split_filter(_members(r, query.filter), is_metric)
     filter_metrics = [r.output_metric(str(c.member), "filters") for c in _walk(metric_filter)]
     bases = _bases(cube, [*outputs, *filter_metrics])
     if len(set(query.attributes)) != len(query.attributes):
@@ -577,3 +592,68 @@ def _check_order(query: Query, metrics: list[str], attributes: list[str]) -> Non
                 f'cannot order by "{order.member}": order by a queried attribute or metric'
                 f"{_closest(order.member, known)}",
             )
+
+
+# --- a filter written as text (the CLI's --where) ---------------------------------------
+
+_COMPARISONS = {"EQ": "=", "NEQ": "!=", "LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
+
+
+def parse_where(text: str) -> Filter:
+    """A filter from SQL-like text: `"Ship Year" = 1995 and revenue > 1000 or "Ship Mode"
+    in ('AIR', 'RAIL')`, with between, is [not] null, not in and parentheses. Names are
+    bare or double-quoted; values are numbers, 'strings', true, false. Parsed with
+    sqlglot into conditions; nothing of the text reaches SQL."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(text, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        detail = exc.errors[0] if exc.errors else {}
+        where = f" at column {detail.get('col')}" if detail.get("col") else ""
+        raise QueryError("where", f"cannot parse the filter{where}: {text!r}") from None
+    return _from_sql(tree, exp)
+
+
+def _from_sql(node: Any, exp: Any) -> Filter:
+    if isinstance(node, exp.Paren):
+        return _from_sql(node.this, exp)
+    if isinstance(node, exp.And | exp.Or):
+        op = "and" if isinstance(node, exp.And) else "or"
+        return Logical(op, (_from_sql(node.left, exp), _from_sql(node.right, exp)))
+    negated = isinstance(node, exp.Not)
+    inner = node.this if negated else node
+    if isinstance(inner, exp.In):
+        values = tuple(_value(v, exp) for v in inner.expressions)
+        return Condition(_name(inner.this, exp), "not_in" if negated else "in", values)
+    if isinstance(inner, exp.Is) and isinstance(inner.expression, exp.Null):
+        return Condition(_name(inner.this, exp), "is_not_null" if negated else "is_null")
+    if negated:
+        raise QueryError("where", "not is allowed only as not in and is not null")
+    if isinstance(node, exp.Between):
+        low, high = _value(node.args["low"], exp), _value(node.args["high"], exp)
+        return Condition(_name(node.this, exp), "between", (low, high))
+    op = _COMPARISONS.get(type(node).__name__)
+    if op is None:
+        raise QueryError("where", f"unsupported filter {node.sql()!r}")
+    return Condition(_name(node.this, exp), op, (_value(node.expression, exp),))
+
+
+def _name(node: Any, exp: Any) -> str:
+    if isinstance(node, exp.Column) and not node.table:
+        return str(node.name)
+    raise QueryError("where", f"expected an attribute or metric name, got {node.sql()!r}")
+
+
+def _value(node: Any, exp: Any) -> Any:
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        return -_value(node.this, exp)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        number = float(node.this)
+        return int(number) if number.is_integer() and "." not in node.this else number
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    raise QueryError("where", f"expected a value, got {node.sql()!r}")

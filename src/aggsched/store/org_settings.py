@@ -51,6 +51,13 @@ SETTINGS: dict[str, SettingSpec] = {
         int, 0, "a rebuilt aggregate with this many percent fewer rows than the active one "
         "does not replace it (0 = off; an empty table never replaces a non-empty one)"
     ),
+    "queries.timeoutSeconds": SettingSpec(
+        int, 60, "seconds a semantic query may run in the warehouse before it is cancelled "
+        "(answered 504); 0 = no limit"
+    ),
+    "queries.retentionDays": SettingSpec(
+        int, 30, "days the query log keeps each query (pruned by the server)"
+    ),
 }  # fmt: skip
 
 

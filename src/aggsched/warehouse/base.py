@@ -26,7 +26,7 @@ from sqlglot import exp
 from aggsched.warehouse import sqlbuild
 from aggsched.warehouse.errors import WarehouseError
 
-Fetch = Literal["none", "all", "one"]
+Fetch = Literal["none", "all", "one", "table"]
 StopReason = Literal["cancel", "timeout"]
 T = TypeVar("T")
 
@@ -61,6 +61,13 @@ class Warehouse(ABC):
     def fetch_one(self, sql: str, *, timeout: float | None = None) -> tuple[Any, ...] | None:
         """Run a query and return its first row, or None when it returns no rows."""
         return self._run(sql, timeout, "one")  # type: ignore[return-value]
+
+    def query(
+        self, sql: str, *, timeout: float | None = None
+    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        """Run a query; returns ``[(column name, type)]`` and the rows. Types are a small
+        portable vocabulary (see ``portable_type``)."""
+        return self._run(sql, timeout, "table")  # type: ignore[no-any-return]
 
     def render(self, expression: exp.Expression) -> str:
         """SQL text of a sqlglot expression for this engine's dialect."""
@@ -217,10 +224,29 @@ class Warehouse(ABC):
         return f"{type(self).__name__}({self.url!r})"
 
 
+_TYPES = (
+    ("bool", "boolean"), ("tinyint", "integer"), ("smallint", "integer"),
+    ("hugeint", "integer"), ("bigint", "integer"), ("integer", "integer"), ("int", "integer"),
+    ("decimal", "decimal"), ("numeric", "decimal"), ("double", "double"), ("float", "double"),
+    ("real", "double"), ("timestamp", "timestamp"), ("date", "date"), ("varchar", "string"),
+    ("text", "string"), ("string", "string"), ("char", "string"), ("uuid", "string"),
+)  # fmt: skip
+
+
+def portable_type(engine_type: str) -> str:
+    """An engine's type name as `string`, `integer`, `decimal`, `double`, `date`,
+    `timestamp` or `boolean` (else the engine's own name, lower case)."""
+    name = engine_type.strip().lower()
+    for prefix, portable in _TYPES:
+        if name.startswith(prefix):
+            return portable
+    return name
+
+
 def timeout_message(engine_message: str, timeout: float | None) -> str:
     """Message for a timeout that keeps the engine's own text."""
     limit = f" after {timeout:g} s" if timeout is not None else ""
     return f"statement timed out{limit}: {engine_message}"
 
 
-__all__ = ["Fetch", "StopReason", "Warehouse", "timeout_message"]
+__all__ = ["Fetch", "StopReason", "Warehouse", "portable_type", "timeout_message"]

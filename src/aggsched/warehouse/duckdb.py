@@ -25,7 +25,13 @@ import duckdb
 from sqlglot import exp
 
 from aggsched.warehouse import sqlbuild
-from aggsched.warehouse.base import Fetch, StopReason, Warehouse, timeout_message
+from aggsched.warehouse.base import (
+    Fetch,
+    StopReason,
+    Warehouse,
+    portable_type,
+    timeout_message,
+)
 from aggsched.warehouse.errors import (
     QueryCancelled,
     QueryError,
@@ -99,6 +105,9 @@ class DuckDBWarehouse(Warehouse):
                 return self._cursor.fetchall()
             if fetch == "one":
                 return self._cursor.fetchone()
+            if fetch == "table":
+                columns = [(d[0], portable_type(str(d[1]))) for d in self._cursor.description or ()]
+                return columns, self._cursor.fetchall()
             return None
         finally:
             if timer is not None:

@@ -20,7 +20,13 @@ from psycopg.pq import TransactionStatus
 from sqlglot import exp
 
 from aggsched.warehouse import sqlbuild
-from aggsched.warehouse.base import Fetch, StopReason, Warehouse, timeout_message
+from aggsched.warehouse.base import (
+    Fetch,
+    StopReason,
+    Warehouse,
+    portable_type,
+    timeout_message,
+)
 from aggsched.warehouse.errors import (
     QueryCancelled,
     QueryError,
@@ -81,10 +87,20 @@ class PostgresWarehouse(Warehouse):
                     return cur.fetchall()
                 if fetch == "one":
                     return cur.fetchone()
+                if fetch == "table":
+                    return self._columns(conn, cur), cur.fetchall()
                 return None
             finally:
                 if timeout is not None and self._can_reset(conn):
                     self._set_statement_timeout(cur, self._session_timeout)
+
+    @staticmethod
+    def _columns(conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any]) -> list[tuple[str, str]]:
+        columns = []
+        for d in cur.description or ():
+            info = conn.adapters.types.get(d.type_code)
+            columns.append((d.name, portable_type(info.name if info else str(d.type_code))))
+        return columns
 
     @staticmethod
     def _set_statement_timeout(cur: psycopg.Cursor[Any], value: str) -> None:
