@@ -162,3 +162,61 @@ def test_republish_that_fixes_an_aggregate_makes_it_buildable(
             if d.unique_name == "typo_metric"
         ]
         assert fixed.invalid_reason is None and fixed.spec["metrics"][0]["name"] == "net_revenue"
+
+
+def test_queries_on_the_model_semi_additive_calculations_multi_fact(
+    store: Store, warehouse_url: str
+) -> None:
+    """Queries over the same model: a semi-additive metric takes the last day's values
+    (from base and from its aggregate alike), a calculation divides two facts' metrics,
+    the multi-fact aggregate serves both facts' slices."""
+    from aggsched.engine.queries import QueryRefused, QueryService
+    from aggsched.planning.query import AttributeRef, Query
+
+    schema = f"as_agg_{uuid.uuid4().hex[:8]}"
+    result = publish_retail(store, warehouse_url, schema)
+    cube = result.cubes[MODEL]
+    runner = BatchRunner(store, heartbeat_seconds=0.2)
+    (batch_id,) = result.queued_batches
+    with store.session() as s:
+        assert queue.claim_batch(s, batch_id, runner.worker_id) is not None
+    assert runner.run(batch_id).status is BatchStatus.DONE
+    service = QueryService(store)
+    try:
+        on_hand = Query(("on_hand",), (AttributeRef("Brand"),))
+        ours = service.run("default", cube, on_hand)
+        base = service.run("default", cube, on_hand, use_aggregates=False)
+        assert ours.served_by[0].definition == "inventory_by_day_brand"
+        with open_warehouse(warehouse_url) as wh:
+            hand = wh.fetch_all(
+                f"""WITH i AS (SELECT p."P_BRAND" AS b, CAST(d."PK_DATE" AS DATE) AS day,
+                      inv."ON_HAND" AS q FROM {INVENTORY} inv
+                    LEFT JOIN "PUBLIC"."DATECUSTOM" d ON inv."INV_DATE" = CAST(d."PK_DATE" AS DATE)
+                    LEFT JOIN "TPCH_SF1"."PART" p ON inv."INV_PART" = p."P_PARTKEY"),
+                  last AS (SELECT b, MAX(day) AS day FROM i GROUP BY b)
+                SELECT i.b, SUM(i.q) FROM i JOIN last ON i.b = last.b AND i.day = last.day
+                GROUP BY i.b"""
+            )
+            summed = wh.fetch_one(f'SELECT SUM("ON_HAND") FROM {INVENTORY} x')[0]
+        assert normalize(ours.rows) == normalize(hand) == normalize(base.rows)
+        assert sum(r[1] for r in ours.rows) < float(summed) / 10  # not summed over days
+
+        per_order = Query(("Revenue per Order", "order_count"), (AttributeRef("Sale Year"),))
+        ours = service.run("default", cube, per_order)
+        base = service.run("default", cube, per_order, use_aggregates=False)
+        assert {p.definition for p in ours.served_by} == {"sales_and_orders_by_month"}
+        with open_warehouse(warehouse_url) as wh:
+            hand = wh.fetch_all(
+                f"""WITH s AS (SELECT d."YEAR_NAME" AS y, SUM({NET}) AS rev {SALES_JOINS}
+                      GROUP BY 1),
+                  o AS (SELECT d."YEAR_NAME" AS y, COUNT(o."O_ORDERKEY") AS n
+                    FROM "TPCH_SF1"."ORDERS" o LEFT JOIN "PUBLIC"."DATECUSTOM" d
+                    ON o."O_ORDERDATE" = CAST(d."PK_DATE" AS DATE) GROUP BY 1)
+                SELECT s.y, CAST(s.rev AS DOUBLE PRECISION) / o.n, o.n
+                FROM s FULL OUTER JOIN o ON s.y = o.y"""
+            )
+        assert normalize(ours.rows) == normalize(hand) == normalize(base.rows)
+        with pytest.raises(QueryRefused, match="named_quantiles quartiles is not computed"):
+            service.run("default", cube, Query(("price_quartiles",)))
+    finally:
+        service.close()

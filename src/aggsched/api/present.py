@@ -17,6 +17,7 @@ from aggsched.store.models import (
     Project,
     Schedule,
 )
+from aggsched.store.queries import HitStats
 from aggsched.warehouse.url import redact_url
 
 
@@ -70,11 +71,12 @@ def schedule(row: Schedule, latest: Execution | None) -> schemas.ScheduleOut:
     )  # fmt: skip
 
 
-def instance(row: AggregateInstance) -> schemas.InstanceOut:
+def instance(row: AggregateInstance, hits: HitStats | None = None) -> schemas.InstanceOut:
     stats = schemas.InstanceStats(
         materialization_start_time=timestamp(row.materialization_start_time),
         materialization_end_time=timestamp(row.materialization_end_time),
         build_duration=row.build_duration or 0.0, number_of_rows=row.number_of_rows or 0,
+        hits=hits.hits if hits else 0, last_hit=timestamp(hits.last_hit if hits else None),
     )  # fmt: skip
     return schemas.InstanceOut(
         id=str(row.id), status=row.status, message=row.message or "",
@@ -99,12 +101,15 @@ def definition(
     status: str,
     latest: AggregateInstance | None,
     instance_count: int,
+    utilization: int = 0,
+    latest_hits: HitStats | None = None,
 ) -> schemas.DefinitionOut:
     spec = row.spec or {}
     stats = schemas.DefinitionStats(
         number_of_instances=instance_count,
         number_of_rows=(latest.number_of_rows or 0) if latest else 0,
         build_duration=(latest.build_duration or 0.0) if latest else 0.0,
+        query_utilization=utilization,
     )
     attributes = schemas.DefinitionAttributes(
         dimensions=_names(spec.get("attributes")), metrics=_names(spec.get("metrics"))
@@ -114,7 +119,7 @@ def definition(
         subtype=row.subtype, incremental=row.incremental, organization_id=row.org_id,
         project_id=str(row.project_id), cube_id=str(row.cube_id), cube_name=cube_name,
         connection_id=row.connection_id, attributes=attributes, stats=stats,
-        latest_instance=instance(latest) if latest else None, blocked=row.blocked,
+        latest_instance=instance(latest, latest_hits) if latest else None, blocked=row.blocked,
         status=status, invalid_reason=row.invalid_reason,
     )  # fmt: skip
 

@@ -145,6 +145,8 @@ class InstanceStats(BaseModel):
     materialization_end_time: str = Field(description=TIME)
     build_duration: float = Field(description="seconds")
     number_of_rows: int
+    hits: int = Field(0, description="logged queries this instance answered (extension)")
+    last_hit: str = Field("0001-01-01T00:00:00Z", description=TIME)
 
 
 class InstanceOut(BaseModel):
@@ -173,6 +175,7 @@ class DefinitionStats(BaseModel):
     number_of_instances: int
     number_of_rows: int = Field(description="rows of the latest instance (0 if none)")
     build_duration: float = Field(description="seconds of the latest instance (0 if none)")
+    query_utilization: int = Field(0, description="logged queries its instances answered")
 
 
 class DefinitionOut(BaseModel):

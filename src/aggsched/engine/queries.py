@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -320,6 +320,18 @@ class QueryService:
                 rows=len(result.rows), error=error, sql=result.sql, hits=hits,
             )  # fmt: skip
             return row.id
+
+
+def prune_query_log(store: Store, now: datetime | None = None) -> int:
+    """Drop query-log rows past each organization's `queries.retentionDays`; returns how
+    many (run by every node's housekeeping, at most hourly)."""
+    removed = 0
+    with store.session() as s:
+        for org in catalog.list_orgs(s):
+            days = org_settings.get_int_setting(s, org.id, "queries.retentionDays")
+            if days > 0:
+                removed += query_log.prune_queries(s, timedelta(days=days), now=now, org_id=org.id)
+    return removed
 
 
 def grain_of(part: Part) -> dict[str, Any]:

@@ -311,13 +311,16 @@ class _Resolver:
 
     # -- attributes ----------------------------------------------------------------------
     def attribute(self, ref: AttributeRef, fact: str, where: str) -> CubeAttribute | None:
-        """The attribute `ref` names as reached from `fact`; None when unreachable."""
+        """The attribute `ref` names as reached from `fact`; None when unreachable. A
+        dimension with a single attribute may be named by the dimension's name."""
         matches = [
             a
             for a in self.cube.attributes_of(fact)
             if ref.name in (a.name, a.level)
             and (ref.dimension is None or ref.dimension in (a.dimension, a.sml_dimension))
         ]
+        if not matches and ref.dimension is None:
+            matches = self._sole_attribute(ref.name, fact)
         path = self._own_path(ref, fact, where)
         if path:
             exact = [a for a in matches if a.path == path]
@@ -334,6 +337,15 @@ class _Resolver:
             f'ambiguous attribute "{ref.name}": {len(matches)} paths from dataset "{fact}" '
             f"({options}); name one with relationships_path{hint}",
         )
+
+    def _sole_attribute(self, dimension: str, fact: str) -> list[CubeAttribute]:
+        found = [
+            a for a in self.cube.attributes_of(fact) if dimension in (a.dimension, a.sml_dimension)
+        ]
+        return found if len({(a.level, a.path) for a in found}) == 1 else []
+
+    def _known(self, name: str) -> bool:
+        return any(name in (a.name, a.level, a.dimension) for a in self.cube.attributes)
 
     def _own_path(self, ref: AttributeRef, fact: str, where: str) -> tuple[str, ...]:
         """A path starting with another fact's relationship selects the dimension and role
@@ -368,7 +380,7 @@ class _Resolver:
 
     def unknown(self, ref: AttributeRef, where: str) -> QueryError:
         names = [a.name for a in self.cube.attributes]
-        if not any(ref.name in (a.name, a.level) for a in self.cube.attributes):
+        if not self._known(ref.name):
             return QueryError(where, f'unknown attribute "{ref.name}"{_closest(ref.name, names)}')
         return QueryError(where, f"attribute {ref} matches nothing with that dimension or path")
 
@@ -522,7 +534,7 @@ def _reach(
     attr = r.attribute(ref, fact, where)
     if attr is not None:
         return attr
-    if not any(ref.name in (a.name, a.level) for a in r.cube.attributes):
+    if not r._known(ref.name):
         raise r.unknown(ref, where)
     reach = r.reachable_from(ref)
     names = ", ".join(f'"{m.name}"' for m in metrics)

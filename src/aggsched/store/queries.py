@@ -141,10 +141,19 @@ def definition_hits(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUI
     return {row[0]: HitStats(row[1], row[2]) for row in session.execute(stmt)}
 
 
-def prune_queries(session: Session, older_than: timedelta, now: datetime | None = None) -> int:
+def prune_queries(
+    session: Session,
+    older_than: timedelta,
+    now: datetime | None = None,
+    *,
+    org_id: str | None = None,
+) -> int:
     """Delete log rows (and their hits) older than the retention; returns how many."""
     cutoff = (now or utcnow()) - older_than
-    old = select(QueryLog.id).where(QueryLog.created_at < cutoff)
-    session.execute(delete(QueryHit).where(QueryHit.query_id.in_(old)))
-    result = session.execute(delete(QueryLog).where(QueryLog.created_at < cutoff))
+    old = QueryLog.created_at < cutoff
+    if org_id is not None:
+        old = old & (QueryLog.org_id == org_id)
+    doomed = select(QueryLog.id).where(old)
+    session.execute(delete(QueryHit).where(QueryHit.query_id.in_(doomed)))
+    result = session.execute(delete(QueryLog).where(old))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

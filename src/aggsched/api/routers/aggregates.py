@@ -15,6 +15,7 @@ from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.errors import ApiError
 from aggsched.store import api_views, catalog, org_settings, utcnow
+from aggsched.store import queries as query_log
 from aggsched.store.models import (
     AggregateDefinition,
     Cube,
@@ -30,11 +31,14 @@ LIVE = (InstanceStatus.PENDING.value, InstanceStatus.INPROGRESS.value, InstanceS
 def definitions_page(
     session: Session, rows: list[AggregateDefinition]
 ) -> list[schemas.DefinitionOut]:
-    """Definitions with their derived status, newest instance and counts (4 queries)."""
+    """Definitions with their derived status, newest instance, counts and query
+    utilization (6 queries)."""
     ids = [row.id for row in rows]
     statuses = api_views.definition_statuses(session, ids)
     latest = api_views.latest_instances(session, ids)
     counts = api_views.instance_counts(session, ids)
+    used = query_log.definition_hits(session, ids)
+    hits = query_log.instance_hits(session, [i.id for i in latest.values()])
     out = []
     for row in rows:
         cube = session.get(Cube, row.cube_id)
@@ -45,6 +49,8 @@ def definitions_page(
                 status=statuses[row.id],
                 latest=latest.get(row.id),
                 instance_count=counts.get(row.id, 0),
+                utilization=used[row.id].hits if row.id in used else 0,
+                latest_hits=hits.get(latest[row.id].id) if row.id in latest else None,
             )
         )
     return out
@@ -97,7 +103,8 @@ def list_instances(
             table_name=tableName, start_time=_aware(startTime), end_time=_aware(endTime),
             limit=limit, offset=offset,
         )  # fmt: skip
-        data = [present.instance(row) for row in rows]
+        hits = query_log.instance_hits(session, [r.id for r in rows])
+        data = [present.instance(row, hits.get(row.id)) for row in rows]
     return ok(schemas.Page(data=data, limit=limit, offset=offset, total=total))
 
 
