@@ -51,7 +51,7 @@ class Plan(Generic[K]):
     parts: tuple[Part, ...]
 
     def sql(self, dialect: str) -> str:
-        return sqlgen.render(self.select, dialect)
+        return sqlgen.render(self.select, dialect, copy=False)
 
     @property
     def from_aggregates(self) -> bool:
@@ -123,27 +123,31 @@ def _part_select(
     items: list[exp.Expression] = []
     for attr, (keys, name) in zip(part.attributes[: part.outputs], grain, strict=True):
         key_exprs, name_expr = reader.grain(attr)
-        items += [exp.alias_(e, ident(k)) for e, k in zip(key_exprs, keys, strict=True)]
+        items += [exp.alias_(e, ident(k), copy=False) for e, k in zip(key_exprs, keys, strict=True)]
         if name and name_expr is not None:
-            items.append(exp.alias_(name_expr, ident(name)))
+            items.append(exp.alias_(name_expr, ident(name), copy=False))
     group = [item.this.copy() for item in items]
     if part.semi is not None:
         semi_key = reader.grain(part.semi[1])[0][0]
-        items.append(exp.alias_(semi_key, ident(SEMI_KEY)))
+        items.append(exp.alias_(semi_key, ident(SEMI_KEY), copy=False))
         group.append(semi_key.copy())
     for metric in part.metrics:
         for partial in partials_of(metric.method):
             items.append(
-                exp.alias_(reader.partial(metric, partial), ident(_partial_name(metric, partial)))
+                exp.alias_(
+                    reader.partial(metric, partial),
+                    ident(_partial_name(metric, partial)),
+                    copy=False,
+                )
             )
-    select = reader.source(exp.select(*items))
+    select = reader.source(exp.select(*items, copy=False))
     where = [
         w
         for w in (reader.presence(), _filter_sql(resolved.attribute_filter, part, reader))
         if w is not None
     ]
     if where:
-        select = select.where(exp.and_(*where), copy=False)
+        select = select.where(exp.and_(*where, copy=False), copy=False)
     if group and reader.groups:
         select = select.group_by(*group, copy=False)
     if part.semi is not None:
@@ -217,7 +221,7 @@ class _AggregateReader:
         value: exp.Expression = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[ROLLUP[partial]](
             this=column
         )
-        return exp.cast(value, "BIGINT") if partial == "count" else value
+        return sqlgen.cast(value, "BIGINT") if partial == "count" else value
 
     def presence(self) -> exp.Expression | None:
         return sqlgen.slice_present(self.src, self.alias) if self.src.spec.others else None
@@ -225,7 +229,9 @@ class _AggregateReader:
     def source(self, select: exp.Select) -> exp.Select:
         key: Any = self.src.key
         table = sqlgen.table(key.table, key.schema)
-        return select.from_(exp.alias_(table, ident(self.alias), table=True), copy=False)
+        return select.from_(
+            exp.alias_(table, ident(self.alias), table=True, copy=False), copy=False
+        )
 
 
 def _pick_semi(inner: exp.Select, position: str, grain: list[str]) -> exp.Select:
@@ -236,14 +242,19 @@ def _pick_semi(inner: exp.Select, position: str, grain: list[str]) -> exp.Select
         this=pick(this=exp.column(ident(SEMI_KEY))),
         partition_by=[exp.column(ident(c)) for c in grain] or None,
     )
-    ranked = exp.select(exp.Star(), exp.alias_(window, ident(SEMI_PICK))).from_(
-        exp.alias_(inner.subquery(), ident("i"), table=True)
+    ranked = exp.select(exp.Star(), exp.alias_(window, ident(SEMI_PICK), copy=False)).from_(
+        exp.alias_(inner.subquery(copy=False), ident("i"), table=True, copy=False), copy=False
     )
     cols = [c.alias_or_name for c in inner.expressions if c.alias_or_name != SEMI_KEY]
     return (
-        exp.select(*(exp.column(ident(c)) for c in cols))
-        .from_(exp.alias_(ranked.subquery(), ident("w"), table=True))
-        .where(exp.EQ(this=exp.column(ident(SEMI_KEY)), expression=exp.column(ident(SEMI_PICK))))
+        exp.select(*(exp.column(ident(c)) for c in cols), copy=False)
+        .from_(
+            exp.alias_(ranked.subquery(copy=False), ident("w"), table=True, copy=False), copy=False
+        )
+        .where(
+            exp.EQ(this=exp.column(ident(SEMI_KEY)), expression=exp.column(ident(SEMI_PICK))),
+            copy=False,
+        )
     )
 
 
@@ -296,7 +307,7 @@ def _filter_sql(
         return condition(node.op, reader.value(part.attribute(node.member)), node.values)
     items = [_filter_sql(item, part, reader) for item in node.items]
     combine = exp.and_ if node.op == "and" else exp.or_
-    return exp.paren(combine(*(i for i in items if i is not None)))
+    return exp.paren(combine(*(i for i in items if i is not None)), copy=False)
 
 
 def _metric_filter_sql(
@@ -308,14 +319,14 @@ def _metric_filter_sql(
         return condition(node.op, value_of(str(node.member)), node.values)
     items = [_metric_filter_sql(item, value_of) for item in node.items]
     combine = exp.and_ if node.op == "and" else exp.or_
-    return exp.paren(combine(*(i for i in items if i is not None)))
+    return exp.paren(combine(*(i for i in items if i is not None)), copy=False)
 
 
 # --- metrics and the outer query ----------------------------------------------------------
 
 
 def _double(value: exp.Expression) -> exp.Expression:
-    return exp.cast(value, "DOUBLE")
+    return sqlgen.cast(value, "DOUBLE")
 
 
 def _divide(num: exp.Expression, den: exp.Expression) -> exp.Expression:
@@ -357,12 +368,12 @@ def _calc_sql(tree: Calc, base: Callable[[str], exp.Expression]) -> exp.Expressi
     if kind == "num":
         return exp.Literal.number(tree[1])
     if kind == "neg":
-        return exp.Neg(this=exp.paren(_calc_sql(tree[1], base)))
+        return exp.Neg(this=exp.paren(_calc_sql(tree[1], base), copy=False))
     left, right = _calc_sql(tree[1], base), _calc_sql(tree[2], base)
     if kind == "/":
-        return exp.paren(_divide(left, right))
+        return exp.paren(_divide(left, right), copy=False)
     op = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[kind]
-    return exp.paren(op(this=left, expression=right))
+    return exp.paren(op(this=left, expression=right), copy=False)
 
 
 def _outer(
@@ -387,8 +398,8 @@ def _outer(
         if out.name in outputs:
             raise QueryError("metrics", f'"{out.name}" is both an attribute and a metric')
         outputs[out.name] = value_of(out)
-    select = exp.select(*(exp.alias_(e, ident(n)) for n, e in outputs.items())).from_(
-        exp.alias_(inner.subquery(), ident(alias), table=True)
+    select = exp.select(*(exp.alias_(e, ident(n), copy=False) for n, e in outputs.items())).from_(
+        exp.alias_(inner.subquery(copy=False), ident(alias), table=True, copy=False), copy=False
     )
     calcs = {m.name: m for m in resolved.metrics}
 
@@ -408,7 +419,7 @@ def _outer(
             *(exp.Ordered(this=outputs[m].copy(), desc=d, nulls_first=False) for m, d in keys),
             copy=False,
         )
-    select = select.limit(resolved.query.limit, copy=False)
+    select.set("limit", exp.Limit(expression=exp.Literal.number(resolved.query.limit)))
     if resolved.query.offset:
-        select = select.offset(resolved.query.offset, copy=False)
+        select.set("offset", exp.Offset(expression=exp.Literal.number(resolved.query.offset)))
     return select, tuple(outputs)

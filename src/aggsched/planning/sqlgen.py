@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -56,6 +57,14 @@ class Target:
         return Location(override.database, override.schema or relation.schema)
 
 
+_TYPES = {name: exp.DataType.build(name) for name in ("BIGINT", "DOUBLE", "DATE", "TIMESTAMP")}
+
+
+def cast(value: exp.Expression, to: str) -> exp.Cast:
+    """CAST(value AS to) for the few types aggsched casts to (types parsed once)."""
+    return exp.Cast(this=value, to=_TYPES[to].copy())
+
+
 def ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
 
@@ -68,8 +77,10 @@ def table(name: str, schema: str | None = None, database: str | None = None) -> 
     )
 
 
-def render(expression: exp.Expression, dialect: str) -> str:
-    return expression.sql(dialect=dialect, identify=True)
+def render(expression: exp.Expression, dialect: str, *, copy: bool = True) -> str:
+    """SQL text for `dialect`, identifiers quoted; `copy=False` renders a one-off tree
+    without copying it first (faster; the generator may rewrite it in place)."""
+    return expression.sql(dialect=dialect, identify=True, copy=copy)
 
 
 def _pick_sql(default: str | None, variants: Mapping[str, str], dialect: str) -> str | None:
@@ -100,6 +111,17 @@ def _parse(sql: str, dialect: str, what: str, *, query: bool = False) -> exp.Exp
     raise SqlGenerationError(f"cannot parse the SQL of {what}: {sql!r}")
 
 
+@lru_cache(maxsize=2048)
+def _parsed_once(sql: str, dialect: str, what: str, query: bool) -> exp.Expression:
+    return _parse(sql, dialect, what, query=query)
+
+
+def _parsed(sql: str, dialect: str, what: str, *, query: bool = False) -> exp.Expression:
+    """`_parse`, remembered: the model's SQL is parsed once per process, and each caller
+    gets its own copy of the tree (copying is far cheaper than parsing)."""
+    return _parsed_once(sql, dialect, what, query).copy()
+
+
 def _qualify(expression: exp.Expression, alias: str, relation: Relation) -> exp.Expression:
     declared = {c.lower(): c for c in relation.columns}
     declared.update({c.lower(): c for c in relation.computed})
@@ -121,7 +143,7 @@ def column_expr(alias: str, relation: Relation, column: str, dialect: str) -> ex
     if computed is None:
         return exp.Column(this=ident(column), table=ident(alias))
     sql = _pick_sql(computed.sql, computed.dialect_sql, dialect)
-    parsed = _parse(sql or "", dialect, f"column {column!r} of dataset {relation.dataset!r}")
+    parsed = _parsed(sql or "", dialect, f"column {column!r} of dataset {relation.dataset!r}")
     return exp.Paren(this=_qualify(parsed, alias, relation))
 
 
@@ -129,12 +151,14 @@ def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expre
     """FROM item for a dataset: its table, or its SQL as an aliased subquery."""
     sql = _pick_sql(relation.sql, relation.dialect_sql, target.dialect)
     if sql:
-        query = _parse(sql, target.dialect, f"dataset {relation.dataset!r}", query=True)
+        query = _parsed(sql, target.dialect, f"dataset {relation.dataset!r}", query=True)
         return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(alias)))
     if not relation.table:
         raise SqlGenerationError(f"dataset {relation.dataset!r} has neither table nor sql")
     loc = target.location(relation)
-    return exp.alias_(table(relation.table, loc.schema, loc.database), ident(alias), table=True)
+    return exp.alias_(
+        table(relation.table, loc.schema, loc.database), ident(alias), table=True, copy=False
+    )
 
 
 def partial_expr(partial: str, value: exp.Expression, dialect: str) -> exp.Expression:
@@ -188,11 +212,11 @@ def partition_expr(spec: DefinitionSpec, dialect: str) -> exp.Expression:
     value = incremental_expr(spec, dialect)
     if inc.bucket in _DATE_UNITS:
         trunc = exp.TimestampTrunc(this=value, unit=exp.Var(this=inc.bucket.upper()))
-        return exp.cast(trunc, "DATE") if inc.kind == "date" else trunc
+        return cast(trunc, "DATE") if inc.kind == "date" else trunc
     if inc.bucket:
         width = exp.Literal.number(inc.bucket)
-        floor = exp.Floor(this=exp.Div(this=exp.cast(value, "DOUBLE"), expression=width))
-        return exp.Mul(this=exp.cast(floor, "BIGINT"), expression=width.copy())
+        floor = exp.Floor(this=exp.Div(this=cast(value, "DOUBLE"), expression=width))
+        return exp.Mul(this=cast(floor, "BIGINT"), expression=width.copy())
     return value
 
 
@@ -217,13 +241,15 @@ def _grain(spec: DefinitionSpec, dialect: str, names: Names | None = None) -> li
         rel = rels[attr.alias]
         keys, name_col = names[attr.identity]
         for col, out in zip(attr.key_columns, keys, strict=True):
-            items.append(exp.alias_(column_expr(attr.alias, rel, col, dialect), ident(out)))
+            items.append(
+                exp.alias_(column_expr(attr.alias, rel, col, dialect), ident(out), copy=False)
+            )
         if name_col and attr.name_column:
             value = column_expr(attr.alias, rel, attr.name_column, dialect)
-            items.append(exp.alias_(value, ident(name_col)))
+            items.append(exp.alias_(value, ident(name_col), copy=False))
     if spec.incremental:
         out = naming.partition_column(spec.incremental)
-        items.append(exp.alias_(partition_expr(spec, dialect), ident(out)))
+        items.append(exp.alias_(partition_expr(spec, dialect), ident(out), copy=False))
     return items
 
 
@@ -241,11 +267,10 @@ def joined_from(spec: DefinitionSpec, target: Target, select: exp.Select) -> exp
             )
             for lc, rc in zip(join.left_columns, join.right_columns, strict=True)
         ]
-        select = select.join(
-            relation_source(join.relation, join.alias, target),
-            on=exp.and_(*conditions),
-            join_type="left",
-            copy=False,
+        on = conditions[0] if len(conditions) == 1 else exp.and_(*conditions, copy=False)
+        select.append(
+            "joins",
+            exp.Join(this=relation_source(join.relation, join.alias, target), on=on, side="LEFT"),
         )
     return select
 
@@ -273,17 +298,18 @@ def base_select(
     dialect = target.dialect
     grain = _grain(spec, dialect, names)
     rels = _relations(spec)
-    select = exp.select(*grain)
+    select = exp.select(*grain, copy=False)
     if presence:
         count = exp.Count(this=exp.Star())
         select = select.select(
-            exp.alias_(count, ident(naming.presence_column(spec.fact.dataset))), copy=False
+            exp.alias_(count, ident(naming.presence_column(spec.fact.dataset)), copy=False),
+            copy=False,
         )
     for metric, partial in metric_partials(spec):
         value = column_expr(metric.alias, rels[metric.alias], metric.column, dialect)
         out = naming.metric_column(metric.name, partial)
         select = select.select(
-            exp.alias_(partial_expr(partial, value, dialect), ident(out)), copy=False
+            exp.alias_(partial_expr(partial, value, dialect), ident(out), copy=False), copy=False
         )
     select = joined_from(spec, target, select)
     if since is not None:
@@ -320,22 +346,30 @@ def derived_select(
         keys, name_col = target_names[attr.identity]
         src_keys, src_name = source_names[attr.identity]
         for out, col in zip(keys, src_keys, strict=True):
-            items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(out)))
+            items.append(
+                exp.alias_(exp.column(ident(col), table=ident(alias)), ident(out), copy=False)
+            )
         if name_col and src_name:
             items.append(
-                exp.alias_(exp.column(ident(src_name), table=ident(alias)), ident(name_col))
+                exp.alias_(
+                    exp.column(ident(src_name), table=ident(alias)), ident(name_col), copy=False
+                )
             )
     if spec.incremental:
         col = naming.partition_column(spec.incremental)
-        items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(col)))
-    select = exp.select(*items)
+        items.append(exp.alias_(exp.column(ident(col), table=ident(alias)), ident(col), copy=False))
+    select = exp.select(*items, copy=False)
     present = naming.presence_column(src.component.fact.dataset)
     if presence:
         value = exp.Sum(this=exp.column(ident(present), table=ident(alias)))
         if not src.spec.others:
             value = exp.Count(this=exp.Star())  # a single-fact row is a present group
         select = select.select(
-            exp.alias_(exp.cast(value, "BIGINT"), ident(naming.presence_column(spec.fact.dataset))),
+            exp.alias_(
+                cast(value, "BIGINT"),
+                ident(naming.presence_column(spec.fact.dataset)),
+                copy=False,
+            ),
             copy=False,
         )
     columns = partial_columns(src.component)
@@ -344,11 +378,14 @@ def derived_select(
         func = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[ROLLUP[partial]]
         value = func(this=exp.column(ident(col), table=ident(alias)))
         if partial == "count":  # keep counts integers, as in a build from the base tables
-            value = exp.cast(value, "BIGINT")
+            value = cast(value, "BIGINT")
         select = select.select(
-            exp.alias_(value, ident(naming.metric_column(metric.name, partial))), copy=False
+            exp.alias_(value, ident(naming.metric_column(metric.name, partial)), copy=False),
+            copy=False,
         )
-    select = select.from_(exp.alias_(source_table, ident(alias), table=True), copy=False)
+    select = select.from_(
+        exp.alias_(source_table, ident(alias), table=True, copy=False), copy=False
+    )
     if src.spec.others:
         select = select.where(slice_present(src, alias), copy=False)
     if since is not None and spec.incremental:
@@ -408,12 +445,14 @@ def stack_on_grain(grain: list[str], parts: list[exp.Select]) -> exp.Select:
         items = [exp.column(ident(c), table=ident("p")) for c in grain]
         items += [
             exp.alias_(
-                exp.column(ident(c), table=ident("p")) if c in cols else exp.null(), ident(c)
+                exp.column(ident(c), table=ident("p")) if c in cols else exp.null(),
+                ident(c),
+                copy=False,
             )
             for c in every
         ]
-        source = exp.alias_(part.subquery(), ident("p"), table=True)
-        branches.append(exp.select(*items).from_(source))
+        source = exp.alias_(part.subquery(copy=False), ident("p"), table=True, copy=False)
+        branches.append(exp.select(*items, copy=False).from_(source))
     stacked: exp.Query = branches[0]
     for branch in branches[1:]:
         stacked = exp.union(stacked, branch, distinct=False)
@@ -421,10 +460,10 @@ def stack_on_grain(grain: list[str], parts: list[exp.Select]) -> exp.Select:
     select = exp.select(
         *(exp.column(ident(c), table=ident(alias)) for c in grain),
         *(
-            exp.alias_(exp.Max(this=exp.column(ident(c), table=ident(alias))), ident(c))
+            exp.alias_(exp.Max(this=exp.column(ident(c), table=ident(alias))), ident(c), copy=False)
             for c in every
         ),
-    ).from_(exp.alias_(stacked.subquery(), ident(alias), table=True))
+    ).from_(exp.alias_(stacked.subquery(copy=False), ident(alias), table=True, copy=False))
     if grain:
         select = select.group_by(*(exp.column(ident(c), table=ident(alias)) for c in grain))
     return select
@@ -433,9 +472,9 @@ def stack_on_grain(grain: list[str], parts: list[exp.Select]) -> exp.Select:
 def literal(value: object) -> exp.Expression:
     """A typed SQL literal for a watermark or threshold value read back from a warehouse."""
     if isinstance(value, dt.datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+        return cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
     if isinstance(value, dt.date):
-        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+        return cast(exp.Literal.string(value.isoformat()), "DATE")
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return exp.Literal.string(str(value))
     return exp.Literal.number(str(value))
@@ -457,7 +496,7 @@ def since_expr(spec: DefinitionSpec, threshold: Any, target: Target) -> exp.Expr
     first = first.where(
         exp.GTE(this=incremental_expr(spec, dialect), expression=literal(threshold))
     )
-    return first.subquery()
+    return first.subquery(copy=False)
 
 
 def max_incremental(spec: DefinitionSpec, target: Target) -> exp.Select:
