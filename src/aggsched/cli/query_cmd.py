@@ -106,7 +106,9 @@ def _print(result: QueryResult, as_json: bool, as_csv: bool) -> None:
             console.print(f"{part['fact']}: {_describe(part)}", markup=False, highlight=False)
         typer.echo(result.sql)
         return
-    table = Table(*(Text(n) for n, _ in result.columns))
+    table = Table()
+    for name, _type in result.columns:
+        table.add_column(Text(name))
     for row in result.rows:
         table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
