@@ -60,6 +60,7 @@ from typing import Literal
 GUARANTEE = 1 - 1 / math.e
 MAX_COMPLETIONS = 2_000
 NODE_LIMIT = 20_000
+ROUNDING = 1e-9  # the row budget is met to this relative rounding (sums of floats)
 
 Key = Literal["ratio", "benefit", "balanced"]
 
@@ -69,7 +70,8 @@ class Problem:
     """Candidate i, if picked, caps the cost of each query group in `covers[i]` at `rows[i]`.
 
     `weights` and `start` are per query group (weight, and cost before any pick);
-    `max_rows` and `max_count` are what the picks may use (None: no limit).
+    `max_rows` and `max_count` are what the picks may use (None: no limit); the rows are
+    met to a relative `ROUNDING`, so that a set summing to exactly `max_rows` fits.
     """
 
     weights: Sequence[float]
@@ -124,6 +126,7 @@ class Selection:
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
+        self.room = math.inf if problem.max_rows is None else problem.max_rows * (1 + ROUNDING)
         self.rows = list(problem.rows)
         self.pairs = [self._pairs(i) for i in range(len(self.rows))]
         fits = [i for i in range(len(self.rows)) if self.pairs[i] and self._fits_alone(i)]
@@ -137,7 +140,7 @@ class Selection:
         return [(g, p.weights[g]) for g in groups if p.weights[g] > 0 and p.start[g] > p.rows[i]]
 
     def _fits_alone(self, i: int) -> bool:
-        return self.problem.max_rows is None or self.rows[i] <= self.problem.max_rows
+        return self.rows[i] <= self.room
 
     def _dominated(self, i: int, among: Sequence[int]) -> bool:
         """Is another candidate no larger that lowers every cost i does? Swapping i for it
@@ -162,7 +165,7 @@ class Selection:
         """The most active candidates that fit the rows (smallest first)."""
         fit, used = 0, 0.0
         for rows in sorted(self.rows[i] for i in self.active):
-            if self.problem.max_rows is not None and used + rows > self.problem.max_rows:
+            if used + rows > self.room:
                 break
             fit, used = fit + 1, used + rows
         return fit
@@ -181,11 +184,9 @@ class Selection:
     @cached_property
     def rows_binds(self) -> bool:
         """Does some set that fits the count have too many rows?"""
-        if self.problem.max_rows is None:
-            return False
         most = self.n if self.problem.max_count is None else self.problem.max_count
         largest = sorted((self.rows[i] for i in self.active), reverse=True)[:most]
-        return sum(largest) > self.problem.max_rows
+        return sum(largest) > self.room
 
     # -- evaluation
 
@@ -216,7 +217,7 @@ class Selection:
 
     def feasible(self, chosen: Sequence[int]) -> bool:
         p = self.problem
-        rows_ok = p.max_rows is None or sum(self.rows[i] for i in chosen) <= p.max_rows
+        rows_ok = sum(self.rows[i] for i in chosen) <= self.room
         return rows_ok and (p.max_count is None or len(chosen) <= p.max_count)
 
     def _worth(self, gain: float) -> bool:
@@ -235,6 +236,8 @@ class Selection:
         if not self.rows_binds:
             return self._enumerated(("benefit",), GUARANTEE)
         seed, name, bound = self._enumerated(("ratio", "benefit", "balanced"), 0.0)
+        if bound == 1.0:  # every feasible set was a seed
+            return seed, name, bound
         chosen, complete = self.branch_and_bound(seed)
         if complete:
             return chosen, "branch and bound (complete)", 1.0
@@ -339,9 +342,9 @@ class Selection:
                 best = (value, list(chosen))
             if nodes > limit or best[0] >= ceiling:
                 return False
-            room = None if count is None else count - len(chosen)
+            slots = None if count is None else count - len(chosen)
             options = self._options(order[first:], cost, rows_left, least=self.problem.min_gain)
-            if room == 0 or value + _relaxation(options, room, rows_left) <= best[0]:
+            if slots == 0 or value + _relaxation(options, slots, rows_left) <= best[0]:
                 return True
             for gain, _, pos in options:
                 i = order[first + pos]
@@ -355,8 +358,7 @@ class Selection:
                     return False
             return True
 
-        total = math.inf if self.problem.max_rows is None else self.problem.max_rows
-        visit(0, [], 0.0, total)
+        visit(0, [], 0.0, self.room)
         return best[1], nodes <= limit
 
     def _options(
@@ -378,10 +380,9 @@ class Selection:
         benefit is ignored: this bounds the optimum without it.
         """
         cost = self._state(chosen)
-        rows = math.inf if self.problem.max_rows is None else self.problem.max_rows
         others = [i for i in self.active if i not in chosen]
-        options = self._options(others, cost, rows, least=0.0)
-        return self.value(chosen) + _relaxation(options, self.problem.max_count, rows)
+        options = self._options(others, cost, self.room, least=0.0)
+        return self.value(chosen) + _relaxation(options, self.problem.max_count, self.room)
 
     def optimum_bound(self, chosen: Iterable[int]) -> float:
         """The least `upper_bound` over the prefixes of `chosen` in greedy order."""
@@ -389,9 +390,7 @@ class Selection:
         return min(self.upper_bound(order[:k]) for k in range(len(order) + 1))
 
     def _rows_left(self, chosen: Sequence[int]) -> float:
-        if self.problem.max_rows is None:
-            return math.inf
-        return self.problem.max_rows - sum(self.rows[i] for i in chosen)
+        return self.room - sum(self.rows[i] for i in chosen)
 
     def _scorer(self, key: Key) -> Callable[[int, float], float]:
         """Greedy order: gain per row (HRU), gain, or gain per share of the tighter budget."""
