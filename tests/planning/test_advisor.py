@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings, target
@@ -332,6 +335,33 @@ def test_same_demand_same_advice_whatever_the_order():
         assert [set(p.justified_by) for p in again.picks] == [
             set(p.justified_by) for p in first.picks
         ]
+
+
+HASH_SEED_SCRIPT = """
+import random
+from aggsched.planning.advisor import Budget, Candidate, Grain, Query, advise, generate_candidates
+rng = random.Random(5)
+queries = [
+    Query(k, Grain("F", rng.sample("abcdefg", rng.randint(0, 3)), {("m", "sum")}), 1.0)
+    for k in range(60)
+]
+candidates = [Candidate(g, 1.0 + len(g.attributes) ** 3) for g in generate_candidates(queries)]
+advice = advise(queries, candidates, {"F": 1000.0}, Budget(max_rows=60, max_per_cube=5))
+print([(sorted(p.candidate.grain.attributes), p.benefit, p.justified_by) for p in advice.picks])
+"""
+
+
+def test_advice_does_not_depend_on_the_hash_seed():
+    """Frozensets iterate in hash order, which changes per process with PYTHONHASHSEED."""
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run(
+            [sys.executable, "-c", HASH_SEED_SCRIPT], env=env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stderr
+        outputs.add(run.stdout)
+    assert len(outputs) == 1 and outputs.pop().startswith("[([")
 
 
 def test_ties_go_to_the_canonical_first_candidate():

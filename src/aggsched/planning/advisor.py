@@ -206,10 +206,11 @@ def generate_candidates(
 
 
 def _grain_weights(queries: Sequence[Query]) -> dict[Grain, float]:
-    weights: dict[Grain, float] = {}
+    """Total weight per grain; exact sums, so ties do not depend on the log's order."""
+    weights: dict[Grain, list[float]] = {}
     for q in queries:
-        weights[q.grain] = weights.get(q.grain, 0.0) + q.weight
-    return weights
+        weights.setdefault(q.grain, []).append(q.weight)
+    return {g: math.fsum(ws) for g, ws in weights.items()}
 
 
 def _merges(
@@ -223,7 +224,7 @@ def _merges(
     seen = set(known)
     for parts in range(2, len(seeds) + 1):
         level = {_union(c) for c in itertools.combinations(seeds, parts)} - seen
-        answered = {u: sum(w for g, w in weights.items() if u.answers(g)) for u in level}
+        answered = {u: math.fsum(w for g, w in weights.items() if u.answers(g)) for u in level}
         for union in sorted(level, key=lambda u: (-answered[u], u.sort_key)):
             if len(chosen) == limit:
                 return chosen
@@ -321,17 +322,21 @@ class Demand:
 def _groups(queries: Sequence[Query], fact_rows: Mapping[Hashable, float]) -> list[_Group]:
     """Queries grouped by grain, in canonical grain order; base cost = the fact's rows."""
     groups: dict[Grain, _Group] = {}
-    weights: dict[Grain, list[float]] = {}
     for q in queries:
-        if q.grain.fact not in fact_rows:
-            raise ValueError(f"no row count for fact {q.grain.fact!r} (query {q.id!r})")
-        base = fact_rows[q.grain.fact]
-        _check_number(f"rows of fact {q.grain.fact!r}", base)
-        groups.setdefault(q.grain, _Group(q.grain, 0.0, base)).ids.append(q.id)
-        weights.setdefault(q.grain, []).append(q.weight)
-    for grain, group in groups.items():
-        group.weight = math.fsum(weights[grain])  # exact: the same whatever the log order
+        if q.grain not in groups:
+            groups[q.grain] = _Group(q.grain, 0.0, _fact_rows(q, fact_rows))
+        groups[q.grain].ids.append(q.id)
+    for grain, weight in _grain_weights(queries).items():
+        groups[grain].weight = weight
     return sorted(groups.values(), key=lambda g: g.grain.sort_key)
+
+
+def _fact_rows(query: Query, fact_rows: Mapping[Hashable, float]) -> float:
+    if query.grain.fact not in fact_rows:
+        raise ValueError(f"no row count for fact {query.grain.fact!r} (query {query.id!r})")
+    rows = fact_rows[query.grain.fact]
+    _check_number(f"rows of fact {query.grain.fact!r}", rows)
+    return rows
 
 
 def _new_candidates(candidates: Sequence[Candidate]) -> list[Candidate]:
