@@ -166,7 +166,7 @@ def realistic() -> None:
     for n_grains, n_cand, n_elig, advice, ours, theirs, hru_value in rows_by_n:
         print(
             f"  {n_grains} grains, {n_cand} candidates ({n_elig} eligible): advise "
-            f"{ours * 1000:.1f} ms [{advice.method}; proven >= {advice.guarantee:.3f} of "
+            f"{ours * 1000:.1f} ms [{advice.method}; proven >= {advice.guarantee:.4f} of "
             f"optimum], plain HRU {theirs * 1000:.2f} ms; "
             f"{len(advice.picks)} picks, benefit advise/HRU {advice.benefit / hru_value:.3f}, "
             f"cost after/before {advice.cost_after / advice.cost_before:.4f}"
