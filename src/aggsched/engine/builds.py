@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlglot import exp
 
@@ -193,6 +194,13 @@ def _locations(connections: Mapping[str, Connection]) -> dict[str, sqlgen.Locati
         name: sqlgen.Location(c.database_override or None, c.schema_override or None)
         for name, c in connections.items()
     }
+
+
+def stored_spec(data: dict[str, Any], connections: Mapping[str, Connection]) -> DefinitionSpec:
+    """A stored definition spec, its model SQL read in the dialect each connection mapping
+    names (`aggsched connection add --sql-dialect`), else its SML connection's platform."""
+    dialects = {name: c.sql_dialect for name, c in connections.items() if c.sql_dialect}
+    return sqlgen.read_as(DefinitionSpec.from_dict(data), dialects)
 
 
 def where_to_build(spec: DefinitionSpec, connections: Mapping[str, Connection]) -> _Where:
@@ -460,18 +468,18 @@ class BatchRunner:
             )
             active = {i.definition_id: i for i in live if i.status == InstanceStatus.ACTIVE}
             pending = {i.definition_id: i.id for i in live if i.status == InstanceStatus.PENDING}
+            connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
+            for conn in connections.values():
+                s.expunge(conn)
             states = [
                 DefinitionState(
                     d.id,
-                    DefinitionSpec.from_dict(d.spec),
+                    stored_spec(d.spec, connections),
                     _active(active[d.id]) if d.id in active else None,
                     blocked=d.blocked,
                 )
                 for d in catalog.cube_definitions(s, batch.cube_id, include_removed=False)
             ]
-            connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
-            for conn in connections.values():
-                s.expunge(conn)
             return _Context(
                 batch.id,
                 batch.org_id,
@@ -536,6 +544,10 @@ class BatchRunner:
             result.seconds = time.monotonic() - started
             result.status = _failure_status(exc)
             result.error = _describe(exc, settings)
+            if isinstance(exc, WarehouseError) and job.source is None:
+                # point at the model SQL (SML file, dataset, column) the warehouse refused
+                culprit = sqlgen.blame(spec, where.target, str(exc))
+                result.error += f" (in {culprit})" if culprit else ""
             result.sql = result.sql or getattr(exc, "sql", None)
             if not in_place:  # an incremental build rolled back; the active table is intact
                 _drop_quietly(job.wh, where.schema, result.table)
@@ -944,7 +956,7 @@ def preview_batch(
         states = [
             DefinitionState(
                 d.id,
-                DefinitionSpec.from_dict(d.spec),
+                stored_spec(d.spec, connections),
                 _active(a) if (a := catalog.active_instance(s, d.id)) else None,
                 blocked=d.blocked,
             )

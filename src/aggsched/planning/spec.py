@@ -14,11 +14,27 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class MapValue:
+    """The value of `key` in the map column `parent` (SML `parent_column`), cast to
+    `value_type` (a SQL type): pairs are split by `field_terminator`, key from value by
+    `key_terminator`; `is_prefixed` text starts with a field terminator."""
+
+    parent: str
+    key: str
+    field_terminator: str
+    key_terminator: str
+    value_type: str
+    is_prefixed: bool = False
+
+
+@dataclass(frozen=True)
 class ComputedColumn:
-    """A dataset column defined by SQL (`sql:` in SML) with optional per-dialect variants."""
+    """A dataset column defined by SQL (`sql:` in SML) with optional per-dialect variants,
+    or (`map`) the value of one key of a map column."""
 
     sql: str
     dialect_sql: dict[str, str] = field(default_factory=dict)
+    map: MapValue | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,10 @@ class Relation:
     schema: str | None = None
     columns: tuple[str, ...] = ()
     computed: dict[str, ComputedColumn] = field(default_factory=dict)
+    # How to read the model's SQL and where it came from: not part of the fingerprint
+    # (like the connection mapping, they say how to reach the rows, not which rows).
+    sql_dialect: str | None = None  # sqlglot dialect the model's SQL is written in
+    file: str = ""  # the dataset's SML file, for messages
 
     @property
     def identity(self) -> tuple:
@@ -114,15 +134,29 @@ class DefinitionSpec:
         return {self.connection, self.fact.connection} | {j.relation.connection for j in self.joins}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored form; fields added later are left out at their default, so specs
+        stored before them read and fingerprint the same."""
+        data = asdict(self)
+        for relation in _relation_dicts(data):
+            for key, default in _RELATION_OPTIONAL.items():
+                if relation.get(key, default) == default:
+                    relation.pop(key, None)
+            for column in relation.get("computed", {}).values():
+                if column.get("map") is None:
+                    column.pop("map", None)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that decides the table's content (not its name)."""
+        """Stable hash of everything that decides the table's content (not its name, nor
+        how the model's SQL is read or where it was written: see `Relation`)."""
         data = self.to_dict()
         data.pop("name")
+        for relation in _relation_dicts(data):
+            for key in _RELATION_OPTIONAL:
+                relation.pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
@@ -166,6 +200,22 @@ class DefinitionSpec:
         return cls.from_dict(json.loads(text))
 
 
+_RELATION_OPTIONAL: dict[str, Any] = {"sql_dialect": None, "file": ""}
+
+
+def _relation_dicts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [data["fact"], *(j["relation"] for j in data.get("joins", ()))]
+
+
+def _computed(data: dict[str, Any]) -> ComputedColumn:
+    mapped = data.get("map")
+    return ComputedColumn(
+        sql=data["sql"],
+        dialect_sql=dict(data.get("dialect_sql") or {}),
+        map=MapValue(**mapped) if mapped else None,
+    )
+
+
 def _relation(data: dict[str, Any]) -> Relation:
     return Relation(
         dataset=data["dataset"],
@@ -176,8 +226,7 @@ def _relation(data: dict[str, Any]) -> Relation:
         database=data.get("database"),
         schema=data.get("schema"),
         columns=tuple(data.get("columns") or ()),
-        computed={
-            k: ComputedColumn(sql=v["sql"], dialect_sql=dict(v.get("dialect_sql") or {}))
-            for k, v in (data.get("computed") or {}).items()
-        },
+        computed={k: _computed(v) for k, v in (data.get("computed") or {}).items()},
+        sql_dialect=data.get("sql_dialect"),
+        file=data.get("file", ""),
     )
