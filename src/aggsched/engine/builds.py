@@ -12,6 +12,7 @@ half-built table is never visible.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 from sqlglot import exp
 
 from aggsched.engine.queueing import queue_batch
+from aggsched.engine.recovery import describe_owner, recover_cube
 from aggsched.planning import lattice, sharedscan, sqlgen, watermark
 from aggsched.planning.naming import table_name
 from aggsched.planning.plan import (
@@ -397,7 +399,8 @@ class BatchRunner:
         self.shared_scans = shared_scans
         self.keep_connections = keep_connections
         self.env = os.environ if env is None else env
-        self.worker_id = worker_id or f"runner-{uuid.uuid4().hex[:8]}"
+        # host and pid, as node ids have: who owns a batch is told in messages
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.heartbeat_seconds = heartbeat_seconds
         self.on_plan = on_plan
         self.on_step = on_step
@@ -914,6 +917,10 @@ def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit
     return dropped
 
 
+class CubeBusy(ConflictError):
+    """The cube's batch in progress belongs to an owner that is still alive."""
+
+
 def build_now(
     store: Store,
     runner: BatchRunner,
@@ -923,14 +930,57 @@ def build_now(
     *,
     requested_by: str = "cli",
     token: CancelToken | None = None,
+    stale_after: timedelta = timedelta(seconds=15),
+    poll_seconds: float = 0.5,
+    on_wait: Callable[[str], None] | None = None,
 ) -> BatchReport:
-    """Queue (or join the pending) batch of a cube and run it in this process now."""
+    """Queue (or join the pending) batch of a cube and run it in this process now.
+
+    When the cube has a batch in progress its owner is watched, for up to `stale_after`: a
+    new heartbeat shows it alive (`CubeBusy`, naming the owner and its last heartbeat);
+    none for `stale_after` means its process is gone, and its batch is recovered as workers
+    do (re-queued, so this build runs it), without waiting for a worker to notice."""
+    _wait_for_owner(store, org_id, cube_id, stale_after, poll_seconds, on_wait)
     with store.session() as s:
         cube = catalog.get_cube_by_id(s, org_id, cube_id)
-        batch = queue_batch(s, cube, batch_type, requested_by=requested_by).batch
-        if queue.claim_batch(s, batch.id, runner.worker_id) is None:
-            raise ConflictError(f"cube {cube_id} already has a batch in progress")
-    return runner.run(batch.id, token)
+        queued = queue_batch(s, cube, batch_type, requested_by=requested_by,
+                             stale_after=stale_after)  # fmt: skip
+        if queue.claim_batch(s, queued.batch.id, runner.worker_id) is None:
+            running = batches.inprogress_batch(s, cube_id)
+            owner = describe_owner(running) if running else "another process claimed it"
+            raise CubeBusy(f"cube {cube_id} already has a batch in progress: {owner}")
+        batch_id = queued.batch.id
+    return runner.run(batch_id, token)
+
+
+def _wait_for_owner(
+    store: Store,
+    org_id: str,
+    cube_id: uuid.UUID,
+    stale_after: timedelta,
+    poll_seconds: float,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Return once the cube has no batch in progress (a stale one is recovered); raise
+    `CubeBusy` as soon as its owner heartbeats."""
+    first: tuple[uuid.UUID, object] | None = None
+    deadline = time.monotonic() + stale_after.total_seconds() + 2 * poll_seconds + 1
+    while True:
+        with store.session() as s:
+            cube = catalog.get_cube_by_id(s, org_id, cube_id)
+            recover_cube(s, cube, stale_after)
+            running = batches.inprogress_batch(s, cube_id)
+            if running is None:
+                return
+            seen, owner = (running.id, running.heartbeat_at), describe_owner(running)
+        busy = f"cube {cube_id} already has a batch in progress: {owner}"
+        if first is not None and (seen != first or time.monotonic() > deadline):
+            raise CubeBusy(f"{busy}; cancel it with `aggsched batch cancel {seen[0]}`")
+        if first is None and on_wait is not None:
+            on_wait(f"{busy}; waiting up to {stale_after.total_seconds():g} s to see whether it "
+                    "is alive (a lost one is recovered)")  # fmt: skip
+        first = first or seen
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)
