@@ -168,6 +168,12 @@ def test_sql_without_translation_fails_naming_file_dataset_and_column(
         extra_dimensions={"Odd": "odd"},
     )  # fmt: skip
     result = publish_shop(store, repo, warehouse_url, shop)
+    plan = preview_batch(store, "default", result.cubes[MODEL], BatchType.MATERIALIZE_PENDING)
+    planned = next(p for p in plan if p.name == "by_odd")  # a dry run says it, no traceback
+    if expected == "has no":
+        assert "column 'odd' of dataset 'sales' (datasets/sales.yml)" in planned.problem
+    else:
+        assert planned.problem is None and "MY_SNOWFLAKE_UDF" in planned.sql
     report = build(store, result.queued_batches[0])
     step = next(s for s in report.steps if s.name == "by_odd")
     assert step.status is InstanceStatus.FAILED

@@ -355,8 +355,8 @@ class _SharedScans:
                 if union.incremental is not None:
                     group.watermark = read_watermark(union, where, wh)
                 wh.execute(sqlgen.render(create, wh.dialect), timeout=settings.timeout_seconds)
-        except (WarehouseError, BuildRefused):
-            return None  # each member scans the base tables on its own
+        except (WarehouseError, BuildRefused, sqlgen.SqlGenerationError):
+            return None  # each member scans the base tables on its own (and fails alone)
         group.scan, group.stage = scan, stage
         return group
 
@@ -1032,9 +1032,13 @@ def preview_batch(
         name = table_name(uuid.UUID(int=0), spec.name).replace("00000000", "<new id>")
         if step.mode is StepMode.INCREMENTAL and state.active:
             name = state.active.table_name
-        statements = step_sql(
-            spec, where, sqlgen.table(name, where.schema), source, state.active, step.mode
-        )
+        try:
+            statements = step_sql(
+                spec, where, sqlgen.table(name, where.schema), source, state.active, step.mode
+            )
+        except sqlgen.SqlGenerationError as exc:  # e.g. SQL with no translation: say where
+            preview.append(PreviewStep(spec.name, step.mode, None, None, str(exc)))
+            continue
         source_name = source.spec.name if source else None
         preview.append(PreviewStep(spec.name, step.mode, source_name, ";\n".join(statements)))
         rows = state.active.rows if state.active else 10**12
