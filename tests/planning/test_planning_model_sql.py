@@ -141,4 +141,6 @@ def test_blame_points_at_the_model_sql_a_warehouse_error_names() -> None:
     assert "column 'u'" in sqlgen.blame(spec, sqlgen.Target("duckdb"), duck)
     missing = "column fact.sale_date does not exist"
     assert "column 'sale_date' of dataset 'sales'" in sqlgen.blame(spec, target, missing)
+    duck_missing = 'Binder Error: Table "fact" does not have a column named "sale_date"'
+    assert "column 'sale_date'" in sqlgen.blame(spec, sqlgen.Target("duckdb"), duck_missing)
     assert sqlgen.blame(spec, target, "division by zero") is None

@@ -322,6 +322,7 @@ _MISSING_FUNCTION = (
 _MISSING_COLUMN = (
     re.compile(r"column \"?([^\"\s]+?)\"? does not exist", re.IGNORECASE),
     re.compile(r"referenced column \"([^\"]+)\" not found", re.IGNORECASE),
+    re.compile(r"does not have a column named \"([^\"]+)\"", re.IGNORECASE),
 )
 _CALL = re.compile(r"([A-Za-z_][\w$]*)\s*\(")
 
