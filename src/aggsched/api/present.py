@@ -128,7 +128,8 @@ def connection(row: Connection) -> schemas.ConnectionOut:
     return schemas.ConnectionOut(
         id=str(row.id), name=row.name, url=redact_url(row.url),
         aggregate_schema=row.aggregate_schema, database_override=row.database_override,
-        schema_override=row.schema_override, created_at=timestamp(row.created_at),
+        schema_override=row.schema_override, sql_dialect=row.sql_dialect,
+        created_at=timestamp(row.created_at),
     )  # fmt: skip
 
 

@@ -211,6 +211,12 @@ class ConnectionIn(BaseModel):
     aggregate_schema: str = Field(default="as_agg", min_length=1, max_length=255)
     database_override: str | None = Field(default=None, max_length=255)
     schema_override: str | None = Field(default=None, max_length=255)
+    sql_dialect: str | None = Field(
+        default=None,
+        max_length=64,
+        description="dialect the model's SQL on this connection is written in (snowflake, "
+        "postgres, databricks, bigquery, duckdb ...); default: the SML connection's platform",
+    )
 
 
 class ConnectionOut(BaseModel):
@@ -220,6 +226,7 @@ class ConnectionOut(BaseModel):
     aggregate_schema: str
     database_override: str | None
     schema_override: str | None
+    sql_dialect: str | None = Field(description="null: the SML connection's platform")
     created_at: str = Field(description=TIME)
 
 

@@ -18,6 +18,7 @@ app = typer.Typer(
 def _register_all() -> None:
     from aggsched.cli import (
         admin_cmd,
+        batch_cmd,
         build_cmd,
         catalog_cmd,
         cron_cmd,
@@ -28,7 +29,8 @@ def _register_all() -> None:
     )
 
     for module in (
-        demo_cmd, catalog_cmd, build_cmd, query_cmd, server_cmd, node_cmd, admin_cmd, cron_cmd,
+        demo_cmd, catalog_cmd, build_cmd, batch_cmd, query_cmd, server_cmd, node_cmd,
+        admin_cmd, cron_cmd,
     ):  # fmt: skip
         module.register(app)
 

@@ -27,7 +27,7 @@ def org_add(
                 catalog.add_org(session, org_id, name)
         except StoreError as exc:
             fail(str(exc))
-    console.print(f"organization {org_id!r} added", highlight=False)
+    console.print(f"organization {org_id!r} added")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -65,7 +65,7 @@ def user_add(
                 catalog.grant_role(session, user.id, org, role)
         except StoreError as exc:
             fail(str(exc))
-    console.print(f"user {name!r} has role {role.value} in {org!r}", highlight=False)
+    console.print(f"user {name!r} has role {role.value} in {org!r}")
 
 
 def register(app: typer.Typer) -> None:

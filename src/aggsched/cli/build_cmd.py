@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 from types import FrameType
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.syntax import Syntax
 from rich.table import Table
 
 from aggsched.cli.common import (
     JsonOption,
     OrgOption,
     console,
+    err_console,
     fail,
     open_store,
     parse_uuid,
     print_json,
+    styled,
 )
+from aggsched.config import Settings
 from aggsched.engine.builds import BatchRunner, CancelToken, build_now, preview_batch
 from aggsched.planning.plan import BatchType, Step
 from aggsched.store.errors import StoreError
+from aggsched.store.models import InstanceStatus
 
 
 def build(
@@ -41,12 +45,13 @@ def build(
         kind = BatchType.FULL_REBUILD
     elif pending_only:
         kind = BatchType.MATERIALIZE_PENDING
-    with open_store() as store:
+    settings = Settings()
+    with open_store(settings) as store:
         try:
             if dry_run:
                 _print_plan(preview_batch(store, org, cube, kind), as_json)
                 return
-            report = _run(store, org, cube, kind, as_json)
+            report = _run(store, org, cube, kind, as_json, settings)
         except StoreError as exc:
             fail(str(exc))
     rows = [
@@ -57,7 +62,9 @@ def build(
             "status": r.status.value,
             "rows": r.rows,
             "seconds": round(r.seconds, 3),
-            "table": r.table,
+            # only a built aggregate has a table: a failed build's was dropped (or, built in
+            # place, rolled back into the active instance's table)
+            "table": r.table if r.status is InstanceStatus.ACTIVE else None,
             "error": r.error,
         }
         for r in report.steps
@@ -71,18 +78,18 @@ def build(
             colour = "green" if r["status"] == "active" else "red"
             table.add_row(
                 r["aggregate"], r["mode"], r["source"], str(r["rows"] or ""),
-                f"{r['seconds']:.2f}", f"[{colour}]{r['status']}[/{colour}]",
+                f"{r['seconds']:.2f}", styled((r["status"], colour)),
             )  # fmt: skip
         console.print(table)
         for r in rows:
             if r["error"]:
-                console.print(f"[red]{r['aggregate']}[/red]: {r['error']}", highlight=False)
-        console.print(f"batch {report.batch_id}: [bold]{report.status.value}[/bold]")
+                console.print(styled((r["aggregate"], "red"), ": ", r["error"]))
+        console.print(styled(f"batch {report.batch_id}: ", (report.status.value, "bold")))
     if report.status.value != "done":
         raise typer.Exit(1)
 
 
-def _run(store, org: str, cube, kind: BatchType, quiet: bool):  # type: ignore[no-untyped-def]
+def _run(store, org: str, cube, kind: BatchType, quiet: bool, settings: Settings):  # type: ignore[no-untyped-def]
     token = CancelToken()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -90,8 +97,9 @@ def _run(store, org: str, cube, kind: BatchType, quiet: bool):  # type: ignore[n
 
     previous = signal.signal(signal.SIGINT, on_signal)
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console, disable=quiet, transient=True,
+        TextColumn("{task.description}", markup=False), BarColumn(),
+        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+        disable=quiet, transient=True,
     )  # fmt: skip
     task = progress.add_task("building", total=None)
 
@@ -101,10 +109,13 @@ def _run(store, org: str, cube, kind: BatchType, quiet: bool):  # type: ignore[n
     def on_step(result) -> None:  # type: ignore[no-untyped-def]
         progress.update(task, advance=1, description=result.name)
 
-    runner = BatchRunner(store, on_plan=on_plan, on_step=on_step)
+    runner = BatchRunner(store, on_plan=on_plan, on_step=on_step,
+                         heartbeat_seconds=settings.heartbeat_seconds)  # fmt: skip
+    stale_after = timedelta(seconds=settings.stale_after_seconds)
     try:
         with progress:
-            return build_now(store, runner, org, cube, kind, token=token)
+            return build_now(store, runner, org, cube, kind, token=token,
+                             stale_after=stale_after, on_wait=err_console.print)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -122,14 +133,14 @@ def _print_plan(steps, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     if not steps:
         console.print("nothing to build")
     for i, step in enumerate(steps, 1):
-        console.print(
-            f"[bold]{i}. {step.name}[/bold] ({step.mode.value}, from "
-            f"{step.source or 'base tables'})"
-        )
+        source = step.source or "base tables"
+        console.print(styled((f"{i}. {step.name}", "bold"), f" ({step.mode.value}, from {source})"))
         if step.problem:
-            console.print(f"   [red]{step.problem}[/red]", highlight=False)
+            console.print(styled("   ", (step.problem, "red")))
         else:
-            console.print(Syntax(step.sql or "", "sql", word_wrap=True))
+            # SQL as is, one statement a line, never wrapped (a wrap inside a string literal
+            # would change the values of pasted SQL): the terminal soft-wraps it
+            typer.echo(f"{step.sql};")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,8 +15,10 @@ from aggsched.cli.common import (
     fail,
     open_store,
     print_json,
+    styled,
 )
 from aggsched.engine.publish import PublishError, publish_path
+from aggsched.planning.sqlgen import dialect_name
 from aggsched.sml import SourceError
 from aggsched.store import catalog
 from aggsched.store.errors import StoreError
@@ -42,7 +44,7 @@ def publish(
             if as_json:
                 print_json({"ok": False, "errors": [_error_dict(e) for e in exc.errors]})
             for error in exc.errors:
-                err_console.print(str(error), highlight=False)
+                err_console.print(str(error))
             fail(f"{len(exc.errors)} error(s); nothing was published")
         except (SourceError, StoreError, OSError) as exc:
             fail(str(exc))
@@ -68,8 +70,8 @@ def publish(
         )
         return
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    console.print(f"published project [bold]{result.project}[/bold] ({result.project_id})")
+        err_console.print(styled(("warning:", "yellow"), f" {warning}"))
+    console.print(styled("published project ", (result.project, "bold"), f" ({result.project_id})"))
     for name, cube_id in result.cubes.items():
         console.print(f"  cube {name}: {cube_id}")
     counts: dict[str, int] = {}
@@ -104,6 +106,12 @@ def connection_add(
     aggregate_schema: str = typer.Option("as_agg", help="Schema that receives aggregates."),
     database: str | None = typer.Option(None, help="Override the SML connection's database."),
     schema: str | None = typer.Option(None, help="Override the SML connection's schema."),
+    sql_dialect: str | None = typer.Option(
+        None,
+        "--sql-dialect",
+        help="Dialect the model's SQL is written in (snowflake, postgres, databricks, "
+        "bigquery, duckdb ...); default: the platform the SML connection's as_connection names.",
+    ),
     org: str = OrgOption,
 ) -> None:
     """Create or replace a connection mapping (secrets stay in ${ENV} placeholders)."""
@@ -111,12 +119,16 @@ def connection_add(
         validate_url(url)
     except WarehouseConfigError as exc:
         fail(str(exc), 2)
+    try:
+        sql_dialect = dialect_name(sql_dialect) if sql_dialect else None
+    except ValueError as exc:
+        fail(str(exc), 2)
     with open_store() as store, store.session() as s:
         try:
             catalog.get_org(s, org)
             catalog.upsert_connection(
                 s, org, name, url, aggregate_schema=aggregate_schema,
-                database_override=database, schema_override=schema,
+                database_override=database, schema_override=schema, sql_dialect=sql_dialect,
             )  # fmt: skip
         except StoreError as exc:
             fail(str(exc))
@@ -134,13 +146,14 @@ def connection_list(org: str = OrgOption, as_json: bool = JsonOption) -> None:
                 "aggregate_schema": c.aggregate_schema,
                 "database": c.database_override,
                 "schema": c.schema_override,
+                "sql_dialect": c.sql_dialect,
             }
             for c in catalog.list_connections(s, org)
         ]
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "url", "aggregate schema", "database", "schema")
+    table = Table("name", "url", "aggregate schema", "database", "schema", "sql dialect")
     for row in rows:
         table.add_row(*(str(row[k] or "") for k in row))
     console.print(table)
@@ -182,9 +195,9 @@ def projects(org: str = OrgOption, as_json: bool = JsonOption) -> None:
         print_json(data)
         return
     for project in data:
-        console.print(f"[bold]{project['name']}[/bold] {project['id']}")
+        console.print(styled((project["name"], "bold"), f" {project['id']}"))
         for cube in project["cubes"]:
-            console.print(f"  cube [bold]{cube['name']}[/bold] {cube['id']}")
+            console.print(styled("  cube ", (cube["name"], "bold"), f" {cube['id']}"))
             table = Table("aggregate", "type", "status", "rows", "table", box=None)
             for d in cube["aggregates"]:
                 status = d["status"] + (" (blocked)" if d["blocked"] else "")

@@ -1,4 +1,8 @@
-"""What every command shares: settings, the store, printing JSON, failing cleanly."""
+"""What every command shares: settings, the store, printing JSON, failing cleanly.
+
+The consoles print with rich markup off: user data (names with square brackets, MDX like
+`[Measures].[X]`, SQL) is printed as it is; styling goes through `Text`/`styled` only.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,15 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from aggsched.config import Settings
 from aggsched.store import Store
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: long lines (errors with paths, SQL) are left to the terminal to wrap, never
+# broken with newlines that a copy and paste would keep
+console = Console(markup=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 OrgOption = typer.Option("default", "--org", help="Organization id.")
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
@@ -31,8 +38,13 @@ def open_store(settings: Settings | None = None) -> Iterator[Store]:
         store.dispose()
 
 
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from plain parts and (text, style) pairs; nothing in the text is markup."""
+    return Text.assemble(*parts)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(styled(("error:", "red"), " ", message))
     raise typer.Exit(code)
 
 

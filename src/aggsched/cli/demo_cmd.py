@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from aggsched.cli.common import console
+from aggsched.cli.common import console, styled
 from aggsched.cli.server_cmd import run_server
 from aggsched.config import Settings
 from aggsched.demo import DEMO_SCALE, curl_examples, prepare_demo
@@ -25,12 +25,14 @@ def demo(
     base = f"http://{host}:{port}"
 
     def banner() -> None:
-        console.print(f"\n[bold]aggsched demo[/bold] on {base}  (data in {settings.home})")
-        console.print(f"  user [bold]{info.username}[/bold], password [bold]{info.password}[/bold]")
+        where = f" on {base}  (data in {settings.home})"
+        console.print(styled("\n", ("aggsched demo", "bold"), where))
+        user, password = (info.username, "bold"), (info.password, "bold")
+        console.print(styled("  user ", user, ", password ", password))
         console.print(f"  warehouse {info.warehouse_url}; cube Sales {info.cube_id}")
         console.print(f"  API docs: {base}/docs\n  try:")
         for line in curl_examples(info, base):
-            console.print(f"    {line}", highlight=False, soft_wrap=True)
+            console.print(f"    {line}", soft_wrap=True)
         console.print()
 
     if setup_only:

@@ -12,6 +12,7 @@ half-built table is never visible.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -19,11 +20,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
 from aggsched.engine.queueing import queue_batch
+from aggsched.engine.recovery import describe_owner, recover_cube
 from aggsched.planning import lattice, naming, sharedscan, sqlgen, watermark
 from aggsched.planning.naming import table_name
 from aggsched.planning.plan import (
@@ -200,6 +203,13 @@ def _locations(connections: Mapping[str, Connection]) -> dict[str, sqlgen.Locati
         name: sqlgen.Location(c.database_override or None, c.schema_override or None)
         for name, c in connections.items()
     }
+
+
+def stored_spec(data: dict[str, Any], connections: Mapping[str, Connection]) -> DefinitionSpec:
+    """A stored definition spec, its model SQL read in the dialect each connection mapping
+    names (`aggsched connection add --sql-dialect`), else its SML connection's platform."""
+    dialects = {name: c.sql_dialect for name, c in connections.items() if c.sql_dialect}
+    return sqlgen.read_as(DefinitionSpec.from_dict(data), dialects)
 
 
 def where_to_build(spec: DefinitionSpec, connections: Mapping[str, Connection]) -> _Where:
@@ -381,8 +391,8 @@ class _SharedScans:
                 if union.incremental is not None:
                     group.watermark = read_watermark(union, where, wh)
                 wh.execute(sqlgen.render(create, wh.dialect), timeout=settings.timeout_seconds)
-        except (WarehouseError, BuildRefused):
-            return None  # each member scans the base tables on its own
+        except (WarehouseError, BuildRefused, sqlgen.SqlGenerationError):
+            return None  # each member scans the base tables on its own (and fails alone)
         group.scan, group.stage = scan, stage
         return group
 
@@ -425,7 +435,8 @@ class BatchRunner:
         self.shared_scans = shared_scans
         self.keep_connections = keep_connections
         self.env = os.environ if env is None else env
-        self.worker_id = worker_id or f"runner-{uuid.uuid4().hex[:8]}"
+        # host and pid, as node ids have: who owns a batch is told in messages
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.heartbeat_seconds = heartbeat_seconds
         self.on_plan = on_plan
         self.on_step = on_step
@@ -496,18 +507,18 @@ class BatchRunner:
             )
             active = {i.definition_id: i for i in live if i.status == InstanceStatus.ACTIVE}
             pending = {i.definition_id: i.id for i in live if i.status == InstanceStatus.PENDING}
+            connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
+            for conn in connections.values():
+                s.expunge(conn)
             states = [
                 DefinitionState(
                     d.id,
-                    DefinitionSpec.from_dict(d.spec),
+                    stored_spec(d.spec, connections),
                     _active(active[d.id]) if d.id in active else None,
                     blocked=d.blocked,
                 )
                 for d in catalog.cube_definitions(s, batch.cube_id, buildable=True)
             ]
-            connections = {c.name: c for c in catalog.list_connections(s, batch.org_id)}
-            for conn in connections.values():
-                s.expunge(conn)
             return _Context(
                 batch.id,
                 batch.org_id,
@@ -572,6 +583,10 @@ class BatchRunner:
             result.seconds = time.monotonic() - started
             result.status = _failure_status(exc)
             result.error = _describe(exc, settings)
+            if isinstance(exc, WarehouseError) and job.source is None:
+                # point at the model SQL (SML file, dataset, column) the warehouse refused
+                culprit = sqlgen.blame(spec, where.target, str(exc))
+                result.error += f" (in {culprit})" if culprit else ""
             result.sql = result.sql or getattr(exc, "sql", None)
             if not in_place:  # an incremental build rolled back; the active table is intact
                 _drop_quietly(job.wh, where.schema, result.table)
@@ -985,6 +1000,10 @@ def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit
     return dropped
 
 
+class CubeBusy(ConflictError):
+    """The cube's batch in progress belongs to an owner that is still alive."""
+
+
 def build_now(
     store: Store,
     runner: BatchRunner,
@@ -994,14 +1013,57 @@ def build_now(
     *,
     requested_by: str = "cli",
     token: CancelToken | None = None,
+    stale_after: timedelta = timedelta(seconds=15),
+    poll_seconds: float = 0.5,
+    on_wait: Callable[[str], None] | None = None,
 ) -> BatchReport:
-    """Queue (or join the pending) batch of a cube and run it in this process now."""
+    """Queue (or join the pending) batch of a cube and run it in this process now.
+
+    When the cube has a batch in progress its owner is watched, for up to `stale_after`: a
+    new heartbeat shows it alive (`CubeBusy`, naming the owner and its last heartbeat);
+    none for `stale_after` means its process is gone, and its batch is recovered as workers
+    do (re-queued, so this build runs it), without waiting for a worker to notice."""
+    _wait_for_owner(store, org_id, cube_id, stale_after, poll_seconds, on_wait)
     with store.session() as s:
         cube = catalog.get_cube_by_id(s, org_id, cube_id)
-        batch = queue_batch(s, cube, batch_type, requested_by=requested_by).batch
-        if queue.claim_batch(s, batch.id, runner.worker_id) is None:
-            raise ConflictError(f"cube {cube_id} already has a batch in progress")
-    return runner.run(batch.id, token)
+        queued = queue_batch(s, cube, batch_type, requested_by=requested_by,
+                             stale_after=stale_after)  # fmt: skip
+        if queue.claim_batch(s, queued.batch.id, runner.worker_id) is None:
+            running = batches.inprogress_batch(s, cube_id)
+            owner = describe_owner(running) if running else "another process claimed it"
+            raise CubeBusy(f"cube {cube_id} already has a batch in progress: {owner}")
+        batch_id = queued.batch.id
+    return runner.run(batch_id, token)
+
+
+def _wait_for_owner(
+    store: Store,
+    org_id: str,
+    cube_id: uuid.UUID,
+    stale_after: timedelta,
+    poll_seconds: float,
+    on_wait: Callable[[str], None] | None,
+) -> None:
+    """Return once the cube has no batch in progress (a stale one is recovered); raise
+    `CubeBusy` as soon as its owner heartbeats."""
+    first: tuple[uuid.UUID, object] | None = None
+    deadline = time.monotonic() + stale_after.total_seconds() + 2 * poll_seconds + 1
+    while True:
+        with store.session() as s:
+            cube = catalog.get_cube_by_id(s, org_id, cube_id)
+            recover_cube(s, cube, stale_after)
+            running = batches.inprogress_batch(s, cube_id)
+            if running is None:
+                return
+            seen, owner = (running.id, running.heartbeat_at), describe_owner(running)
+        busy = f"cube {cube_id} already has a batch in progress: {owner}"
+        if first is not None and (seen != first or time.monotonic() > deadline):
+            raise CubeBusy(f"{busy}; cancel it with `aggsched batch cancel {seen[0]}`")
+        if first is None and on_wait is not None:
+            on_wait(f"{busy}; waiting up to {stale_after.total_seconds():g} s to see whether it "
+                    "is alive (a lost one is recovered)")  # fmt: skip
+        first = first or seen
+        time.sleep(poll_seconds)
 
 
 @dataclass(frozen=True)
@@ -1027,7 +1089,7 @@ def preview_batch(
         states = [
             DefinitionState(
                 d.id,
-                DefinitionSpec.from_dict(d.spec),
+                stored_spec(d.spec, connections),
                 _active(a) if (a := catalog.active_instance(s, d.id)) else None,
                 blocked=d.blocked,
             )
@@ -1053,9 +1115,13 @@ def preview_batch(
         name = table_name(uuid.UUID(int=0), spec.name).replace("00000000", "<new id>")
         if step.mode is StepMode.INCREMENTAL and state.active:
             name = state.active.table_name
-        statements = step_sql(
-            spec, where, sqlgen.table(name, where.schema), sources, state.active, step.mode
-        )
+        try:
+            statements = step_sql(
+                spec, where, sqlgen.table(name, where.schema), sources, state.active, step.mode
+            )
+        except sqlgen.SqlGenerationError as exc:  # e.g. SQL with no translation: say where
+            preview.append(PreviewStep(spec.name, step.mode, None, None, str(exc)))
+            continue
         source_name = ", ".join(s.spec.name for s in sources if s is not None) or None
         preview.append(PreviewStep(spec.name, step.mode, source_name, ";\n".join(statements)))
         rows = state.active.rows if state.active else 10**12

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -218,6 +218,7 @@ class QueryService:
             resolved = resolve(loaded.spec, query)
         except QueryError as exc:
             raise QueryRefused(exc.field, exc.message) from exc
+        resolved = _read_as(resolved, loaded.connections)
         url = _warehouse_url(resolved, loaded.connections)
         target = sqlgen.Target(dialect_for_url(url), _locations(loaded.connections))
         candidates = [c for c in loaded.candidates if c.key.url == url]
@@ -366,6 +367,15 @@ def _served(planned: navigate.Plan[Active]) -> list[ServedPart]:
             )
         )
     return served
+
+
+def _read_as(resolved: ResolvedQuery, connections: Mapping[str, Connection]) -> ResolvedQuery:
+    """The parts with the model's SQL read in each connection mapping's `sql_dialect`."""
+    dialects = {name: c.sql_dialect for name, c in connections.items() if c.sql_dialect}
+    if not dialects:
+        return resolved
+    parts = tuple(replace(p, spec=sqlgen.read_as(p.spec, dialects)) for p in resolved.parts)
+    return replace(resolved, parts=parts)
 
 
 def _locations(connections: Mapping[str, Connection]) -> dict[str, sqlgen.Location]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from aggsched.engine.recovery import recover_cube
 from aggsched.store import batches, catalog
 from aggsched.store.models import (
     BatchType,
@@ -49,15 +51,20 @@ def queue_batch(
     requested_by: str = "",
     job_id: uuid.UUID | None = None,
     execution_id: uuid.UUID | None = None,
+    stale_after: timedelta | None = None,
 ) -> Queued:
     """Queue a batch for `cube`, or return the batch already pending for it.
 
     A pending batch of the cube absorbs the request; when the request asks for more work
     than the waiting batch will do (materialize-pending < incremental < full rebuild), the
-    waiting batch is upgraded, so no caller gets less than it asked for.
+    waiting batch is upgraded, so no caller gets less than it asked for. With
+    `stale_after`, the cube's batch in progress whose owner stopped heartbeating that long
+    ago is recovered first (re-queued, then it absorbs the request), as workers would.
     """
     kind = BatchType(str(batch_type))
     catalog.lock_cube(session, cube.id)  # concurrent requests for the cube queue up here
+    if stale_after is not None:
+        recover_cube(session, cube, stale_after)
     pending = batches.find_pending_batch(session, cube.id)
     if pending is not None:
         if _WORK[kind] > _WORK[BatchType(pending.batch_type)]:

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from aggsched.engine.builds import BatchRunner, CancelToken, WarehouseOpener, drop_expired_tables
 from aggsched.engine.queries import prune_query_log
 from aggsched.engine.queueing import queue_batch
-from aggsched.store import Store, batches, catalog, org_settings, queue, utcnow
+from aggsched.engine.recovery import WORKER_LOST, Recovered, recover
+from aggsched.store import Store, batches, catalog, queue, utcnow
 from aggsched.store.errors import ConflictError, StoreError
 from aggsched.store.models import BatchStatus
 from aggsched.store.notify import BATCHES_CHANNEL, ChangeFeed, notify_batches_queued
@@ -44,7 +45,6 @@ __all__ = [
     "recover_lost_batches",
 ]
 
-WORKER_LOST = "worker lost"
 SHUTDOWN_REASON = "cancelled: the node shut down before the build finished"
 log = logging.getLogger(__name__)
 ConnectionKey = tuple[str, str]  # (org id, SML connection name)
@@ -61,15 +61,6 @@ class WorkerOptions:
     poll_seconds: float = 1.0
 
 
-@dataclass(frozen=True)
-class Recovered:
-    """A batch taken back from a lost worker: re-queued (``pending``) or closed."""
-
-    batch_id: uuid.UUID
-    status: str
-    instances_failed: int
-
-
 def recover_lost_batches(
     store: Store,
     *,
@@ -83,20 +74,7 @@ def recover_lost_batches(
     recovered: list[Recovered] = []
     with store.session() as s:
         for org in catalog.list_orgs(s):
-            limit = org_settings.get_int_setting(s, org.id, "aggregates.batch.maxAttempts")
-            stale = queue.recover_stale_batches(
-                s, stale_before=when - stale_after, max_attempts=max(1, limit), now=when,
-                org_id=org.id,
-            )  # fmt: skip
-            for batch in stale:
-                failed = catalog.fail_unfinished_instances(s, batch.id, WORKER_LOST, when)
-                if batch.status == BatchStatus.PENDING.value:
-                    batch.message = f"re-queued after attempt {batch.attempts}: {WORKER_LOST}"
-                else:
-                    batch.message = f"{WORKER_LOST}: {batch.message}"
-                recovered.append(Recovered(batch.id, batch.status, len(failed)))
-        if any(r.status == BatchStatus.PENDING.value for r in recovered):
-            notify_batches_queued(s)
+            recovered += recover(s, org.id, stale_before=when - stale_after, now=when)
     for item in recovered:
         log.warning("recovered batch %s from a lost worker: now %s", item.batch_id, item.status)
     if recovered and opener is not None:

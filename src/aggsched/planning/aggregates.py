@@ -18,10 +18,13 @@ from aggsched.planning.spec import (
     DefinitionSpec,
     Incremental,
     Join,
+    MapValue,
     Metric,
     Relation,
 )
-from aggsched.sml import FACT_ALIAS, AggregateSpec, Dataset, Repository
+from aggsched.planning.sqlgen import platform_dialect
+from aggsched.sml import FACT_ALIAS, AggregateSpec, Connection, Dataset, Repository
+from aggsched.sml.objects import Column, sql_type
 
 
 def _words(sql: str) -> set[str]:
@@ -32,19 +35,31 @@ def _relation(agg: AggregateSpec, name: str, used: Iterable[str]) -> Relation:
     """The dataset `name` with the declared columns the build touches.
 
     Computed columns bring the declared columns their SQL mentions, so `sqlgen` can match
-    bare identifiers in that SQL to the declared spelling.
+    bare identifiers in that SQL to the declared spelling; a map value column brings its
+    map column. The model's SQL is read in the dialect of the SML connection's platform.
     """
     ds: Dataset = agg.datasets[name]
-    conn = agg.connections.get(ds.connection_id)
+    return _relation_of(ds, agg.connections.get(ds.connection_id), used)
+
+
+def _relation_of(ds: Dataset, conn: Connection | None, used: Iterable[str]) -> Relation:
     computed: dict[str, ComputedColumn] = {}
     mentioned: set[str] = set()
-    for col_name in set(used):
-        col = ds.column(col_name)
-        if col is not None and col.is_computed:
-            variants = {d.dialect: d.sql for d in col.dialects}
-            computed[col.name] = ComputedColumn(col.sql or "", variants)
-            for text in (col.sql or "", *variants.values()):
-                mentioned |= _words(text)
+    wanted = list(set(used))
+    while wanted:
+        col = ds.column(wanted.pop())
+        if col is None or not col.is_computed or col.name in computed:
+            continue
+        parent = ds.column(col.parent_column) if col.parent_column else None
+        if parent is not None and parent.map is not None:
+            computed[col.name] = ComputedColumn("", map=_map_value(col.name, parent))
+            used = {*used, parent.name}
+            wanted.append(parent.name)
+            continue
+        variants = {d.dialect: d.sql for d in col.dialects}
+        computed[col.name] = ComputedColumn(col.sql or "", variants)
+        for text in (col.sql or "", *variants.values()):
+            mentioned |= _words(text)
     for text in (ds.sql or "", *(d.sql for d in ds.dialects)):
         mentioned |= _words(text)
     columns = tuple(
@@ -55,7 +70,7 @@ def _relation(agg: AggregateSpec, name: str, used: Iterable[str]) -> Relation:
         )
     )
     return Relation(
-        dataset=name,
+        dataset=ds.unique_name,
         connection=ds.connection_id,
         table=ds.table,
         sql=ds.sql,
@@ -64,28 +79,29 @@ def _relation(agg: AggregateSpec, name: str, used: Iterable[str]) -> Relation:
         schema=conn.schema if conn else None,
         columns=columns,
         computed=computed,
+        sql_dialect=platform_dialect(conn.as_connection if conn else None),
+        file=ds.file,
+    )
+
+
+def _map_value(key: str, parent: Column) -> MapValue:
+    assert parent.map is not None
+    value_type = sql_type(parent.map.value_type)
+    assert value_type is not None  # checked when the SML was loaded
+    return MapValue(
+        parent=parent.name,
+        key=key,
+        field_terminator=parent.map.field_terminator,
+        key_terminator=parent.map.key_terminator,
+        value_type=value_type,
+        is_prefixed=parent.map.is_prefixed,
     )
 
 
 def full_relation(repo: Repository, ds: Dataset) -> Relation:
     """`ds` with every declared column (queries may use any of them)."""
     conn = repo.connections.get(ds.connection_id)
-    computed = {
-        c.name: ComputedColumn(c.sql or "", {d.dialect: d.sql for d in c.dialects})
-        for c in ds.columns
-        if c.is_computed
-    }
-    return Relation(
-        dataset=ds.unique_name,
-        connection=ds.connection_id,
-        table=ds.table,
-        sql=ds.sql,
-        dialect_sql={d.dialect: d.sql for d in ds.dialects},
-        database=conn.database if conn else None,
-        schema=conn.schema if conn else None,
-        columns=tuple(sorted(c.name for c in ds.columns if not c.is_computed)),
-        computed=computed,
-    )
+    return _relation_of(ds, conn, [c.name for c in ds.columns])
 
 
 def _used_columns(agg: AggregateSpec) -> dict[str, set[str]]:

@@ -14,11 +14,27 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class MapValue:
+    """The value of `key` in the map column `parent` (SML `parent_column`), cast to
+    `value_type` (a SQL type): pairs are split by `field_terminator`, key from value by
+    `key_terminator`; `is_prefixed` text starts with a field terminator."""
+
+    parent: str
+    key: str
+    field_terminator: str
+    key_terminator: str
+    value_type: str
+    is_prefixed: bool = False
+
+
+@dataclass(frozen=True)
 class ComputedColumn:
-    """A dataset column defined by SQL (`sql:` in SML) with optional per-dialect variants."""
+    """A dataset column defined by SQL (`sql:` in SML) with optional per-dialect variants,
+    or (`map`) the value of one key of a map column."""
 
     sql: str
     dialect_sql: dict[str, str] = field(default_factory=dict)
+    map: MapValue | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,10 @@ class Relation:
     schema: str | None = None
     columns: tuple[str, ...] = ()
     computed: dict[str, ComputedColumn] = field(default_factory=dict)
+    # How to read the model's SQL and where it came from: not part of the fingerprint
+    # (like the connection mapping, they say how to reach the rows, not which rows).
+    sql_dialect: str | None = None  # sqlglot dialect the model's SQL is written in
+    file: str = ""  # the dataset's SML file, for messages
 
     @property
     def identity(self) -> tuple:
@@ -143,16 +163,20 @@ class DefinitionSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form; fields added after specs were first stored are left out at
-        their default, so a stored spec keeps its fingerprint."""
+        their default, so a stored spec reads and fingerprints the same."""
         return _drop_new_defaults(asdict(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that decides the table's content (not its name)."""
+        """Stable hash of everything that decides the table's content (not its name, nor
+        how the model's SQL is read or where it was written: see `Relation`)."""
         data = self.to_dict()
         data.pop("name")
+        for relation in _relation_dicts(data):
+            for key in _RELATION_OPTIONAL:
+                relation.pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
@@ -197,6 +221,26 @@ class DefinitionSpec:
         return cls.from_dict(json.loads(text))
 
 
+_RELATION_OPTIONAL: dict[str, Any] = {"sql_dialect": None, "file": ""}
+
+
+def _relation_dicts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every relation dict of a spec dict, its other facts' included."""
+    found = [data["fact"], *(j["relation"] for j in data.get("joins", ()))]
+    for other in data.get("others", ()):
+        found += _relation_dicts(other)
+    return found
+
+
+def _computed(data: dict[str, Any]) -> ComputedColumn:
+    mapped = data.get("map")
+    return ComputedColumn(
+        sql=data["sql"],
+        dialect_sql=dict(data.get("dialect_sql") or {}),
+        map=MapValue(**mapped) if mapped else None,
+    )
+
+
 # (path of keys, default) of every field added after the first stored specs
 _NEW_FIELDS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("others",), []),
@@ -215,6 +259,13 @@ def _drop_new_defaults(data: dict[str, Any]) -> dict[str, Any]:
             holder.pop(path[-1], None)
     for other in data.get("others", ()):
         _drop_new_defaults(other)
+    for relation in _relation_dicts(data):
+        for key, default in _RELATION_OPTIONAL.items():
+            if relation.get(key, default) == default:
+                relation.pop(key, None)
+        for column in relation.get("computed", {}).values():
+            if column.get("map") is None:
+                column.pop("map", None)
     return data
 
 
@@ -228,8 +279,7 @@ def _relation(data: dict[str, Any]) -> Relation:
         database=data.get("database"),
         schema=data.get("schema"),
         columns=tuple(data.get("columns") or ()),
-        computed={
-            k: ComputedColumn(sql=v["sql"], dialect_sql=dict(v.get("dialect_sql") or {}))
-            for k, v in (data.get("computed") or {}).items()
-        },
+        computed={k: _computed(v) for k, v in (data.get("computed") or {}).items()},
+        sql_dialect=data.get("sql_dialect"),
+        file=data.get("file", ""),
     )

@@ -6,24 +6,32 @@ column references are qualified with the relation's alias and matched, case-inse
 to the dataset's declared columns, so Snowflake-style SQL (`L_EXTENDEDPRICE * (1 -
 L_DISCOUNT)`) reads the same columns on PostgreSQL, where unquoted names would fold to
 lower case.
+
+The model's SQL is read in the dialect it was written in (`Relation.sql_dialect`: the
+connection mapping's setting, else the SML connection's platform) and transpiled to the
+warehouse's; what sqlglot cannot translate is an error naming the SML file, dataset and
+column. Database-qualified names in dataset SQL follow the connection mapping.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects import DIALECTS
+from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from aggsched.planning import naming, watermark
 from aggsched.planning.lattice import Candidate, Source
 from aggsched.planning.partials import ROLLUP, metric_partials, partial_columns, partial_key
-from aggsched.planning.spec import DefinitionSpec, Metric, Relation
+from aggsched.planning.spec import DefinitionSpec, MapValue, Metric, Relation
 
 # SML `dialects:` names for our sqlglot dialects (compared case-insensitively).
 SML_DIALECT_NAMES = {"duckdb": ("duckdb",), "postgres": ("postgresql", "postgres")}
@@ -31,6 +39,44 @@ SML_DIALECT_NAMES = {"duckdb": ("duckdb",), "postgres": ("postgresql", "postgres
 
 class SqlGenerationError(ValueError):
     """The model's SQL cannot be turned into a query for this warehouse."""
+
+
+# Engines an SML connection's `as_connection` may name, and their sqlglot dialects.
+_PLATFORMS = (
+    ("snowflake", "snowflake"),
+    ("postgres", "postgres"),
+    ("databricks", "databricks"),
+    ("bigquery", "bigquery"),
+    ("duckdb", "duckdb"),
+    ("redshift", "redshift"),
+    ("spark", "spark"),
+)
+_DIALECT_ALIASES = {"postgresql": "postgres", "databrickssql": "databricks"}
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def platform_dialect(as_connection: str | None) -> str | None:
+    """The sqlglot dialect of an SML connection whose `as_connection` names a known engine
+    (`Snowflake`, `PostgreSQL prod`, `Databricks SQL` ...); None when it names none."""
+    text = _squash(as_connection or "")
+    for word, dialect in _PLATFORMS:
+        if word in text:
+            return dialect
+    return None
+
+
+def dialect_name(name: str) -> str:
+    """The sqlglot name of a SQL dialect given as SML (`Postgresql`, `DatabricksSQL`) or
+    sqlglot (`postgres`) spell it; `ValueError` naming the known ones otherwise."""
+    key = _squash(name)
+    key = _DIALECT_ALIASES.get(key, key)
+    known = sorted(d.lower() for d in DIALECTS)
+    if key not in known:
+        raise ValueError(f"unknown SQL dialect {name!r} (expected one of: {', '.join(known)})")
+    return key
 
 
 @dataclass(frozen=True)
@@ -65,6 +111,22 @@ def cast(value: exp.Expression, to: str) -> exp.Cast:
     return exp.Cast(this=value, to=_TYPES[to].copy())
 
 
+def read_as(spec: DefinitionSpec, dialects: Mapping[str, str]) -> DefinitionSpec:
+    """`spec` with the model SQL of each SML connection in `dialects` read in that dialect
+    (the connection mapping's setting outranks the platform the SML connection names)."""
+
+    def relation(rel: Relation) -> Relation:
+        dialect = dialects.get(rel.connection)
+        return replace(rel, sql_dialect=dialect) if dialect else rel
+
+    return replace(
+        spec,
+        fact=relation(spec.fact),
+        joins=tuple(replace(j, relation=relation(j.relation)) for j in spec.joins),
+        others=tuple(read_as(o, dialects) for o in spec.others),
+    )
+
+
 def ident(name: str) -> exp.Identifier:
     return exp.to_identifier(name, quoted=True)
 
@@ -83,23 +145,43 @@ def render(expression: exp.Expression, dialect: str, *, copy: bool = True) -> st
     return expression.sql(dialect=dialect, identify=True, copy=copy)
 
 
-def _pick_sql(default: str | None, variants: Mapping[str, str], dialect: str) -> str | None:
-    names = SML_DIALECT_NAMES.get(dialect, (dialect,))
-    for key, sql in variants.items():
-        if key.lower() in names:
-            return sql
-    return default
-
-
 _STATEMENTS = (exp.DDL, exp.DML, exp.Command, exp.Block, exp.Transaction, exp.Commit)
 
 
-def _parse(sql: str, dialect: str, what: str, *, query: bool = False) -> exp.Expression:
+def _model_sql(
+    default: str | None, variants: Mapping[str, str], dialect: str, source: str | None
+) -> tuple[str | None, str | None]:
+    """The model's SQL for a `dialect` warehouse and the dialect it is written in: the
+    warehouse's own variant when the model has one, else the default SQL in `source`."""
+    names = SML_DIALECT_NAMES.get(dialect, (dialect,))
+    for key, sql in variants.items():
+        if key.lower() in names:
+            return sql, dialect
+    return default, source
+
+
+def _what(relation: Relation, column: str | None = None) -> str:
+    """`column 'X' of dataset 'Y' (datasets/y.yml)`, for messages."""
+    where = f" ({relation.file})" if relation.file else ""
+    if column is None:
+        return f"dataset {relation.dataset!r}{where}"
+    return f"column {column!r} of dataset {relation.dataset!r}{where}"
+
+
+def _parse(
+    sql: str, dialect: str, what: str, *, query: bool = False, read: str | None = None
+) -> exp.Expression:
     """The model's SQL as one expression (`query`: one SELECT) — never a statement that
-    could change the warehouse, whatever the model says."""
-    for read in (dialect, "snowflake", None):
+    could change the warehouse, whatever the model says.
+
+    With `read` (the dialect the SQL is written in) it is transpiled to `dialect`: what
+    sqlglot cannot translate is refused here, naming `what`, rather than sent to the
+    warehouse to fail there. Without it, the warehouse's dialect, then Snowflake's, then
+    sqlglot's own are tried (SQL of an unknown platform)."""
+    reads = (read, dialect, "snowflake", None) if read else (dialect, "snowflake", None)
+    for attempt in dict.fromkeys(reads):
         try:
-            parsed = sqlglot.parse_one(sql, read=read)
+            parsed = sqlglot.parse_one(sql, read=attempt)
         except sqlglot.errors.ParseError:
             continue
         if parsed is None:
@@ -107,19 +189,72 @@ def _parse(sql: str, dialect: str, what: str, *, query: bool = False) -> exp.Exp
         if isinstance(parsed, _STATEMENTS) or (query and not isinstance(parsed, exp.Query)):
             kind = "a query" if query else "an expression"
             raise SqlGenerationError(f"the SQL of {what} must be {kind}: {sql!r}")
+        parsed = _portable(parsed, dialect)
+        if attempt is not None and attempt != dialect:
+            _check_translation(parsed, dialect, what, attempt)
         return parsed
     raise SqlGenerationError(f"cannot parse the SQL of {what}: {sql!r}")
 
 
 @lru_cache(maxsize=2048)
-def _parsed_once(sql: str, dialect: str, what: str, query: bool) -> exp.Expression:
-    return _parse(sql, dialect, what, query=query)
+def _parsed_once(
+    sql: str, dialect: str, what: str, query: bool, read: str | None
+) -> exp.Expression:
+    return _parse(sql, dialect, what, query=query, read=read)
 
 
-def _parsed(sql: str, dialect: str, what: str, *, query: bool = False) -> exp.Expression:
-    """`_parse`, remembered: the model's SQL is parsed once per process, and each caller
-    gets its own copy of the tree (copying is far cheaper than parsing)."""
-    return _parsed_once(sql, dialect, what, query).copy()
+def _parsed(
+    sql: str, dialect: str, what: str, *, query: bool = False, read: str | None = None
+) -> exp.Expression:
+    """`_parse`, remembered: the model's SQL is parsed (and transpiled) once per process,
+    and each caller gets its own copy of the tree (copying is far cheaper)."""
+    return _parsed_once(sql, dialect, what, query, read).copy()
+
+
+def _check_translation(expression: exp.Expression, dialect: str, what: str, read: str) -> None:
+    try:
+        expression.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as exc:
+        raise SqlGenerationError(
+            f"the SQL of {what}, written for {read}, has no {dialect} translation: {exc}"
+        ) from exc
+
+
+# Date-part functions a dialect lacks although sqlglot renders them as functions there:
+# EXTRACT works everywhere (cast to an integer, as the functions return).
+_EXTRACT_PARTS: dict[str, dict[type[exp.Expression], str]] = {
+    "postgres": {
+        exp.Quarter: "QUARTER",
+        exp.DayOfWeek: "DOW",
+        exp.DayOfWeekIso: "ISODOW",
+        exp.DayOfMonth: "DAY",
+        exp.DayOfYear: "DOY",
+        exp.Week: "WEEK",
+        exp.WeekOfYear: "WEEK",
+        exp.YearOfWeek: "ISOYEAR",
+        exp.YearOfWeekIso: "ISOYEAR",
+        exp.Hour: "HOUR",
+        exp.Minute: "MINUTE",
+        exp.Second: "SECOND",
+    }
+}
+
+
+def _portable(expression: exp.Expression, dialect: str) -> exp.Expression:
+    parts = _EXTRACT_PARTS.get(dialect)
+    if not parts:
+        return expression
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        part = parts.get(type(node))
+        if part is None or any(k != "this" and v is not None for k, v in node.args.items()):
+            return node
+        value: exp.Expression = exp.Extract(this=exp.var(part), expression=node.this)
+        if part == "SECOND":
+            value = exp.Floor(this=value)
+        return exp.cast(value, "INT")
+
+    return expression.transform(fix, copy=False)
 
 
 def _qualify(expression: exp.Expression, alias: str, relation: Relation) -> exp.Expression:
@@ -138,20 +273,69 @@ def _qualify(expression: exp.Expression, alias: str, relation: Relation) -> exp.
 
 
 def column_expr(alias: str, relation: Relation, column: str, dialect: str) -> exp.Expression:
-    """A column of `relation` under `alias`: a plain reference or its computed SQL."""
+    """A column of `relation` under `alias`: a plain reference, its computed SQL, or the
+    value of its key in a map column."""
     computed = relation.computed.get(column)
     if computed is None:
         return exp.Column(this=ident(column), table=ident(alias))
-    sql = _pick_sql(computed.sql, computed.dialect_sql, dialect)
-    parsed = _parsed(sql or "", dialect, f"column {column!r} of dataset {relation.dataset!r}")
+    if computed.map is not None:
+        return exp.Paren(this=_map_value(alias, relation, computed.map, dialect))
+    sql, read = _model_sql(computed.sql, computed.dialect_sql, dialect, relation.sql_dialect)
+    parsed = _parsed(sql or "", dialect, _what(relation, column), read=read)
     return exp.Paren(this=_qualify(parsed, alias, relation))
+
+
+def _split_part(text: exp.Expression, delimiter: str, index: int) -> exp.Expression:
+    return exp.SplitPart(
+        this=text, delimiter=exp.Literal.string(delimiter), part_index=exp.Literal.number(index)
+    )
+
+
+def _map_value(alias: str, relation: Relation, value: MapValue, dialect: str) -> exp.Expression:
+    """`key`'s value in a map column's text (`a:1,b:2`), NULL when the key is absent:
+    CASE WHEN STRPOS(',' || m, ',key:') > 0 THEN CAST(SPLIT_PART(SPLIT_PART(',' || m,
+    ',key:', 2), ',', 1) AS type) END — the same functions on DuckDB and PostgreSQL."""
+    text = column_expr(alias, relation, value.parent, dialect)
+    if not value.is_prefixed:  # so every key, the first too, follows a field terminator
+        prefix = exp.Literal.string(value.field_terminator)
+        text = exp.Paren(this=exp.DPipe(this=prefix, expression=text))
+    needle = value.field_terminator + value.key + value.key_terminator
+    raw = _split_part(_split_part(text.copy(), needle, 2), value.field_terminator, 1)
+    found = exp.GT(
+        this=exp.StrPosition(this=text, substr=exp.Literal.string(needle)),
+        expression=exp.Literal.number(0),
+    )
+    return exp.Case(ifs=[exp.If(this=found, true=exp.cast(raw, value.value_type))])
+
+
+def _relocate(query: exp.Expression, relation: Relation, target: Target) -> exp.Expression:
+    """Tables in dataset SQL qualified with the SML connection's database (and schema)
+    follow the connection mapping: the database becomes the mapped one (or goes, as for
+    table datasets), the schema the mapped one when there is one."""
+    override = target.locations.get(relation.connection, Location())
+    database, schema = (relation.database or "").lower(), (relation.schema or "").lower()
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Table) or not isinstance(node.this, exp.Identifier):
+            return node
+        catalog, db = node.catalog.lower(), node.db.lower()
+        if catalog and catalog != database:
+            return node  # another database: the model's explicit choice
+        if catalog:
+            node.set("catalog", ident(override.database) if override.database else None)
+        if db and db == schema and override.schema:
+            node.set("db", ident(override.schema))
+        return node
+
+    return query.transform(fix, copy=False)
 
 
 def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expression:
     """FROM item for a dataset: its table, or its SQL as an aliased subquery."""
-    sql = _pick_sql(relation.sql, relation.dialect_sql, target.dialect)
+    sql, read = _model_sql(relation.sql, relation.dialect_sql, target.dialect, relation.sql_dialect)
     if sql:
-        query = _parsed(sql, target.dialect, f"dataset {relation.dataset!r}", query=True)
+        query = _parsed(sql, target.dialect, _what(relation), query=True, read=read)
+        query = _relocate(query, relation, target)
         return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(alias)))
     if not relation.table:
         raise SqlGenerationError(f"dataset {relation.dataset!r} has neither table nor sql")
@@ -159,6 +343,65 @@ def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expre
     return exp.alias_(
         table(relation.table, loc.schema, loc.database), ident(alias), table=True, copy=False
     )
+
+
+# What PostgreSQL and DuckDB say when a function or a column does not exist.
+_MISSING_FUNCTION = (
+    re.compile(r"function ([\w.\"]+)\(", re.IGNORECASE),
+    re.compile(r"function with name \"?([\w.]+)\"? does not exist", re.IGNORECASE),
+)
+_MISSING_COLUMN = (
+    re.compile(r"column \"?([^\"\s]+?)\"? does not exist", re.IGNORECASE),
+    re.compile(r"referenced column \"([^\"]+)\" not found", re.IGNORECASE),
+    re.compile(r"does not have a column named \"([^\"]+)\"", re.IGNORECASE),
+)
+_CALL = re.compile(r"([A-Za-z_][\w$]*)\s*\(")
+
+
+def _model_parts(spec: DefinitionSpec, target: Target) -> list[tuple[Relation, str | None, str]]:
+    """Every piece of the model's SQL a build of `spec` runs, as the warehouse gets it:
+    (relation, column or None for the dataset's query, rendered SQL)."""
+    parts = []
+    for alias, relation in _relations(spec).items():
+        pieces: list[tuple[str | None, exp.Expression]] = []
+        try:
+            if relation.sql or relation.dialect_sql:
+                pieces.append((None, relation_source(relation, alias, target)))
+            for name, computed in relation.computed.items():
+                if computed.map is None:
+                    pieces.append((name, column_expr(alias, relation, name, target.dialect)))
+        except SqlGenerationError:
+            continue
+        parts += [(relation, name, render(e, target.dialect)) for name, e in pieces]
+    return parts
+
+
+def blame(spec: DefinitionSpec, target: Target, message: str) -> str | None:
+    """Where in the SML a warehouse error about a missing function or column points: the
+    model SQL that calls the function or uses the column (file, dataset, column), or the
+    dataset that declares the column; None when the message names neither."""
+    parts = _model_parts(spec, target)
+    for pattern in _MISSING_FUNCTION:
+        match = pattern.search(message)
+        if match:
+            name = match.group(1).replace('"', "").rsplit(".", 1)[-1].lower()
+            for relation, column, sql in parts:
+                if name in {c.lower() for c in _CALL.findall(sql)}:
+                    return f"the SQL of {_what(relation, column)}: {sql}"
+    for pattern in _MISSING_COLUMN:
+        match = pattern.search(message)
+        if not match:
+            continue
+        name = match.group(1).rsplit(".", 1)[-1].lower()
+        quoted = f'"{name}"'
+        for relation, column, sql in parts:
+            if quoted in sql.lower():
+                return f"the SQL of {_what(relation, column)}: {sql}"
+        for relation in _relations(spec).values():
+            declared = [c for c in relation.columns if c.lower() == name]
+            if declared:
+                return f"{_what(relation, declared[0])}, declared in the SML but not found"
+    return None
 
 
 def partial_expr(partial: str, value: exp.Expression, dialect: str) -> exp.Expression:

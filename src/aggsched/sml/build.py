@@ -27,11 +27,13 @@ from aggsched.sml.objects import (
     Hierarchy,
     Incremental,
     Level,
+    MapColumn,
     Metric,
     Model,
     ModelRelationship,
     SemiAdditive,
     parse_grace_period,
+    sql_type,
 )
 from aggsched.sml.reader import MapReader, type_name
 from aggsched.sml.yamlio import child_path
@@ -73,11 +75,77 @@ def _dialects(r: MapReader) -> tuple[DialectSql, ...]:
     return tuple(result)
 
 
+_TYPES_HINT = (
+    "string, int, long, bigint, tinyint, float, double, decimal(x,y), number(x,y), boolean, "
+    "date, datetime"
+)
+
+
+def _map(r: MapReader | None) -> MapColumn | None:
+    """A column's ``map``: both terminators (different, not empty) and both types (SML
+    data types) are required."""
+    if r is None:
+        return None
+    fields: dict[str, str | None] = {}
+    for key in ("field_terminator", "key_terminator", "key_type", "value_type"):
+        value = r.str(key, required=True, subst=False)
+        if value == "":
+            r.error(key, f"{key} must not be empty")
+            value = None
+        elif value is not None and key.endswith("_type") and sql_type(value) is None:
+            r.error(key, f'unknown {key} "{value}" (expected one of: {_TYPES_HINT})')
+            value = None
+        fields[key] = value
+    field_t, key_t = fields["field_terminator"], fields["key_terminator"]
+    if field_t is not None and field_t == key_t:
+        r.error("key_terminator", "key_terminator must differ from field_terminator")
+        return None
+    key_type, value_type = fields["key_type"], fields["value_type"]
+    if field_t is None or key_t is None or key_type is None or value_type is None:
+        return None
+    return MapColumn(field_t, key_t, key_type, value_type, r.bool("is_prefixed"))
+
+
 def _column(r: MapReader) -> Column | None:
     name = r.str("name", required=True, subst=False)
     if name is None:
         return None
-    return Column(name, r.str("data_type", subst=False), r.str("sql"), _dialects(r))
+    parent = r.str("parent_column", subst=False)
+    map_reader = r.map("map")
+    if parent is not None and map_reader is not None:
+        message = "a column is either a map (map) or a value of one (parent_column), not both"
+        r.error("parent_column", message)
+    if parent is not None and ("sql" in r.data or "dialects" in r.data):
+        r.error("parent_column", "a map value column (parent_column) cannot have sql")
+    return Column(
+        name,
+        r.str("data_type", subst=False),
+        r.str("sql"),
+        _dialects(r),
+        _map(map_reader),
+        parent,
+        r.line(),
+    )
+
+
+def _check_map_values(columns: list[tuple[MapReader, Column]]) -> None:
+    """Every ``parent_column`` names a map column of the same dataset."""
+    by_name = {c.name: (r, c) for r, c in columns}
+    maps = sorted(c.name for _, c in columns if c.map is not None)
+    for reader, col in columns:
+        if col.parent_column is None:
+            continue
+        parent = by_name.get(col.parent_column)
+        if parent is None:
+            known = f" (its map columns: {', '.join(maps)})" if maps else " (it has no map column)"
+            message = f'unknown parent_column "{col.parent_column}" in this dataset{known}'
+            reader.error("parent_column", message)
+        elif parent[1].map is None and "map" not in parent[0].data:  # a bad map: reported
+            reader.error(
+                "parent_column",
+                f'parent_column "{col.parent_column}" is not a map column (a map column has '
+                "map: field_terminator, key_terminator, key_type, value_type)",
+            )
 
 
 BUCKETS = ("day", "week", "month", "quarter", "year")
@@ -133,12 +201,15 @@ def build_dataset(r: MapReader, unique_name: str) -> Dataset | None:
         r.error(None, 'a dataset needs "table" or "sql"')
     if table is not None and sql is not None:
         r.error("sql", 'a dataset has either "table" or "sql", not both')
-    columns = tuple(c for c in (_column(m) for m in r.maps("columns", required=True)) if c)
+    read = [(m, _column(m)) for m in r.maps("columns", required=True)]
+    pairs = [(m, c) for m, c in read if c is not None]
+    columns = tuple(c for _, c in pairs)
     seen: set[str] = set()
-    for index, col in enumerate(columns):
+    for reader, col in pairs:
         if col.name in seen:
-            r.error(f"columns[{index}]", f'duplicate column "{col.name}"')
+            reader.error(None, f'duplicate column "{col.name}"')
         seen.add(col.name)
+    _check_map_values(pairs)
     incremental = _incremental(r.map("incremental"))
     if connection_id is None or (table is None and sql is None):
         return None

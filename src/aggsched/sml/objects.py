@@ -104,19 +104,77 @@ def _sql_for(
     return default
 
 
+_DECIMAL = re.compile(r"^(?:decimal|number|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "int": "INT",
+    "integer": "INT",
+    "long": "BIGINT",
+    "bigint": "BIGINT",
+    "tinyint": "SMALLINT",  # PostgreSQL has no TINYINT; SMALLINT holds every value
+    "smallint": "SMALLINT",
+    "float": "DOUBLE",
+    "double": "DOUBLE",
+    # a bare decimal is scale 0 on the platforms SML comes from (Hive, Snowflake)
+    "decimal": "DECIMAL(38, 0)",
+    "number": "DECIMAL(38, 0)",
+    "numeric": "DECIMAL(38, 0)",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+    "timestamp": "TIMESTAMP",
+}
+
+
+def sql_type(data_type: str) -> str | None:
+    """The SQL type of an SML ``data_type`` (``long`` -> BIGINT, ``decimal(10,2)`` ->
+    DECIMAL(10, 2)); None when SML has no such type (or the precision is out of range)."""
+    text = data_type.strip().lower()
+    match = _DECIMAL.match(text)
+    if match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if not 1 <= precision <= 38 or scale > precision:
+            return None
+        return f"DECIMAL({precision}, {scale})"
+    return _SQL_TYPES.get(text)
+
+
+@dataclass(frozen=True)
+class MapColumn:
+    """SML ``map``: a string column of key/value pairs (``a:1,b:2``), split by
+    ``field_terminator`` between pairs and ``key_terminator`` between key and value;
+    ``is_prefixed``: the text starts with a field terminator (``,a:1,b:2``)."""
+
+    field_terminator: str
+    key_terminator: str
+    key_type: str
+    value_type: str
+    is_prefixed: bool = False
+
+
 @dataclass(frozen=True)
 class Column:
-    """A dataset column; a computed column has ``sql`` (and maybe dialect variants)."""
+    """A dataset column; a computed column has ``sql`` (and maybe dialect variants).
+
+    A map column has ``map``; each column with ``parent_column`` is the value of the key
+    named like the column in that map column, typed as the map's ``value_type``.
+    """
 
     name: str
     data_type: str | None
     sql: str | None = None
     dialects: tuple[DialectSql, ...] = ()
+    map: MapColumn | None = None
+    parent_column: str | None = None
+    line: int | None = None
 
     @property
     def is_computed(self) -> bool:
-        """Computed columns are SQL expressions over the dataset, not physical columns."""
-        return self.sql is not None or bool(self.dialects)
+        """Computed columns are SQL expressions over the dataset (or values of a map
+        column), not physical columns."""
+        return self.sql is not None or bool(self.dialects) or self.parent_column is not None
 
     def sql_for(self, dialect: str | None = None) -> str | None:
         """The expression for ``dialect`` (case-insensitive), else the default ``sql``."""

@@ -26,6 +26,7 @@ __all__ = [
     "finish_batch",
     "get_batch",
     "heartbeat_batch",
+    "inprogress_batch",
     "recover_stale_batches",
 ]
 
@@ -67,6 +68,14 @@ def get_batch(session: Session, batch_id: uuid.UUID, org_id: str | None = None) 
     if batch is None or (org_id is not None and batch.org_id != org_id):
         raise NotFoundError(f"build batch {batch_id} not found")
     return batch
+
+
+def inprogress_batch(session: Session, cube_id: uuid.UUID) -> BuildBatch | None:
+    """The cube's batch in progress, if any (there is at most one)."""
+    stmt = select(BuildBatch).where(
+        BuildBatch.cube_id == cube_id, BuildBatch.status == BatchStatus.INPROGRESS.value
+    )
+    return session.scalar(stmt.limit(1))
 
 
 def find_pending_batch(

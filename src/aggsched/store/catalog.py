@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from aggsched.planning.naming import sanitize
+from aggsched.planning.sqlgen import dialect_name
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
 from aggsched.store.models import (
     AggregateDefinition,
@@ -154,8 +155,14 @@ def upsert_connection(
     aggregate_schema: str = "as_agg",
     database_override: str | None = None,
     schema_override: str | None = None,
+    sql_dialect: str | None = None,
 ) -> Connection:
-    """Create or replace the mapping of SML connection ``name`` to a warehouse URL."""
+    """Create or replace the mapping of SML connection ``name`` to a warehouse URL
+    (``sql_dialect``: what the model's SQL there is written in; None: its platform's)."""
+    try:
+        dialect = dialect_name(sql_dialect) if sql_dialect else None
+    except ValueError as exc:
+        raise InvalidValueError(str(exc)) from exc
     conn = session.scalar(
         select(Connection).where(Connection.org_id == org_id, Connection.name == name)
     )
@@ -166,6 +173,7 @@ def upsert_connection(
     conn.aggregate_schema = aggregate_schema
     conn.database_override = database_override
     conn.schema_override = schema_override
+    conn.sql_dialect = dialect
     _flush_or_conflict(session, f"connection {name!r}")
     return conn
 

@@ -160,6 +160,9 @@ class Connection(Base):
     aggregate_schema: Mapped[str] = mapped_column(String(255), default="as_agg")
     database_override: Mapped[str | None] = mapped_column(String(255))
     schema_override: Mapped[str | None] = mapped_column(String(255))
+    # the dialect the model's SQL on this connection is written in (sqlglot name);
+    # None: the SML connection's platform decides
+    sql_dialect: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
 
 

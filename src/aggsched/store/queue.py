@@ -115,6 +115,36 @@ def claim_due_schedules(
     return list(session.scalars(stmt))
 
 
+def _stale(
+    stale_before: datetime,
+    org_id: str | None,
+    cube_id: uuid.UUID | None,
+    batch_id: uuid.UUID | None,
+) -> list[ColumnElement[bool]]:
+    conditions = [BuildBatch.status == INPROGRESS, BuildBatch.heartbeat_at < stale_before]
+    if org_id is not None:
+        conditions.append(BuildBatch.org_id == org_id)
+    if cube_id is not None:
+        conditions.append(BuildBatch.cube_id == cube_id)
+    if batch_id is not None:
+        conditions.append(BuildBatch.id == batch_id)
+    return conditions
+
+
+def any_stale_batch(
+    session: Session,
+    *,
+    stale_before: datetime,
+    org_id: str | None = None,
+    cube_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> bool:
+    """Whether a batch (of the organization, cube, or that batch) lost its worker: one
+    cheap read, so callers on hot paths recover only when there is something to."""
+    stmt = select(BuildBatch.id).where(*_stale(stale_before, org_id, cube_id, batch_id))
+    return session.scalar(stmt.limit(1)) is not None
+
+
 def recover_stale_batches(
     session: Session,
     *,
@@ -122,17 +152,18 @@ def recover_stale_batches(
     max_attempts: int,
     now: datetime | None = None,
     org_id: str | None = None,
+    cube_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> list[BuildBatch]:
     """Batches whose worker stopped heartbeating: requeue them, or fail them when spent.
 
     A batch already claimed ``max_attempts`` times becomes ``failed``; the others go back
     to ``pending`` so another worker picks them up. Returns the batches changed. With
-    ``org_id`` only that organization's batches (each has its own max attempts setting).
+    ``org_id`` only that organization's batches (each has its own max attempts setting);
+    with ``cube_id`` or ``batch_id`` only that cube's or that batch.
     """
     when = now or utcnow()
-    conditions = [BuildBatch.status == INPROGRESS, BuildBatch.heartbeat_at < stale_before]
-    if org_id is not None:
-        conditions.append(BuildBatch.org_id == org_id)
+    conditions = _stale(stale_before, org_id, cube_id, batch_id)
     stale = select(BuildBatch).where(*conditions).with_for_update(skip_locked=True)
     batches = list(session.scalars(stale))
     for batch in batches:

@@ -25,6 +25,7 @@ from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.api.routers.aggregates import definitions_page
 from aggsched.engine.publish import PublishError, PublishResult, publish
+from aggsched.planning.sqlgen import dialect_name
 from aggsched.sml import SmlError
 from aggsched.sml.source import SourceError, read_tar, read_zip, strip_common_root
 from aggsched.store import api_views, catalog
@@ -173,10 +174,16 @@ def put_connection(org: OrgAdmin, store: StoreDep, body: schemas.ConnectionIn) -
         validate_url(body.url)
     except WarehouseConfigError as exc:
         raise bad_request("url", str(exc)) from exc
+    if body.sql_dialect:
+        try:
+            dialect_name(body.sql_dialect)
+        except ValueError as exc:
+            raise bad_request("sql_dialect", str(exc)) from exc
     with store.session() as session:
         row = catalog.upsert_connection(
             session, org.org_id, body.name, body.url, aggregate_schema=body.aggregate_schema,
             database_override=body.database_override, schema_override=body.schema_override,
+            sql_dialect=body.sql_dialect,
         )  # fmt: skip
         return ok(present.connection(row))
 

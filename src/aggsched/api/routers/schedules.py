@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
@@ -25,6 +25,7 @@ from aggsched.api.deps import (
     OrgRead,
     OrgWrite,
     ProjectId,
+    SettingsDep,
     StoreDep,
     find_cube,
 )
@@ -215,6 +216,7 @@ def schedule_history(
 def execute(
     org: OrgWrite,
     store: StoreDep,
+    settings: SettingsDep,
     projectId: ProjectId,
     cubeId: CubeId,
     body: Annotated[schemas.ExecuteBody | None, Body()] = None,
@@ -227,7 +229,11 @@ def execute(
     kind = BatchType.FULL_REBUILD if full else BatchType.INCREMENTAL_REBUILD
     with store.session() as session:
         cube = find_cube(session, org.org_id, projectId, cubeId)
-        queued = queue_batch(session, cube, kind, requested_by=org.username)
+        # a batch in progress whose owner stopped heartbeating is recovered first, and this
+        # request joins it, rather than waiting behind it for a worker to notice
+        stale_after = timedelta(seconds=settings.stale_after_seconds)
+        queued = queue_batch(session, cube, kind, requested_by=org.username,
+                             stale_after=stale_after)  # fmt: skip
         result = schemas.ExecuteResult(
             success=True, batch_id=str(queued.batch.id), batchType=queued.batch.batch_type,
             coalesced=queued.coalesced,

@@ -1,7 +1,7 @@
 """Query serving: the queryable model per cube, stable views, and the query log.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from aggsched.store.types import UTCDateTime
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
