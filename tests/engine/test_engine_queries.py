@@ -278,13 +278,12 @@ def test_query_log_retention_prunes_old_queries(example: Example) -> None:
         org_settings.set_setting(s, "default", "queries.retentionDays", "30")
 
 
-def test_timeout_cancels_the_query(tmp_path: Path, tpch_duckdb: str) -> None:
+def test_timeout_cancels_the_query(tmp_path: Path, tpch_duckdb: str, sml_tpch: Path) -> None:
     """A query slower than queries.timeoutSeconds is cancelled in the warehouse."""
     from engine.tpch_project import publish_tpch, slow_repo
 
     store = Store.open(f"sqlite:///{tmp_path / 'meta.db'}")
-    result = publish_tpch(store, slow_repo(Path(__import__("conftest").SML_TPCH),
-                                           tmp_path / "repo"), tpch_duckdb)  # fmt: skip
+    result = publish_tpch(store, slow_repo(sml_tpch, tmp_path / "repo"), tpch_duckdb)
     with store.session() as s:
         org_settings.set_setting(s, "default", "queries.timeoutSeconds", "1")
     service = QueryService(store)
