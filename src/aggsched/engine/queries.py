@@ -32,7 +32,7 @@ from aggsched.planning.query import Part, Query, QueryError, ResolvedQuery, reso
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.store import Store, catalog, org_settings
 from aggsched.store import queries as query_log
-from aggsched.store.models import Connection, Cube, InstanceStatus
+from aggsched.store.models import Connection, Cube
 from aggsched.warehouse import (
     QueryTimeout,
     Warehouse,
@@ -279,18 +279,25 @@ class QueryService:
     def _candidates(
         self, s: Any, cube: Cube, connections: Mapping[str, Connection]
     ) -> list[Candidate[Active]]:
-        definitions = {d.id: d for d in catalog.cube_definitions(s, cube.id, buildable=True)}
+        """The cube's active instances as lattice candidates; definition specs are parsed
+        once per (definition, fingerprint) and kept."""
+        rows = query_log.active_for_queries(s, cube.id)
+        missing = {
+            r.definition_id
+            for r in rows
+            if (r.definition_id, r.fingerprint) not in self._definitions
+        }
+        for definition_id, data in query_log.definition_specs(s, missing).items():
+            fingerprint = next(r.fingerprint for r in rows if r.definition_id == definition_id)
+            self._definitions[(definition_id, fingerprint)] = DefinitionSpec.from_dict(data)
         found = []
-        for inst in catalog.cube_instances(s, cube.id, [InstanceStatus.ACTIVE]):
-            d = definitions.get(inst.definition_id)
-            conn = connections.get(d.connection_id) if d else None
-            if d is None or conn is None or not inst.table_name or not inst.table_schema:
+        for r in rows:
+            conn = connections.get(r.connection_id)
+            spec = self._definitions.get((r.definition_id, r.fingerprint))
+            if conn is None or spec is None:
                 continue
-            spec = self._definitions.get((d.id, d.fingerprint))
-            if spec is None:
-                spec = self._definitions[(d.id, d.fingerprint)] = DefinitionSpec.from_dict(d.spec)
-            key = Active(inst.id, d.id, d.unique_name, inst.table_schema, inst.table_name, conn.url)
-            found.append(Candidate(key, spec, inst.number_of_rows or 0))
+            key = Active(r.instance_id, r.definition_id, r.definition, r.schema, r.table, conn.url)
+            found.append(Candidate(key, spec, r.rows))
         return found
 
     # ------------------------------------------------------------------ the log
@@ -312,7 +319,7 @@ class QueryService:
         ]
         filtered = [a.name for p in resolved.parts for a in p.attributes[p.outputs :]]
         with self.store.session() as s:
-            row = query_log.record_query(
+            return query_log.record_query(
                 s, loaded.cube, username=username, metrics=query.metrics,
                 attributes=[a.name for a in query.attributes],
                 filter_attributes=list(dict.fromkeys(filtered)), grain=grain, grain_key=key,
@@ -320,7 +327,6 @@ class QueryService:
                 duration_ms=result.duration_ms, planning_ms=result.planning_ms,
                 rows=len(result.rows), error=error, sql=result.sql, hits=hits,
             )  # fmt: skip
-            return row.id
 
 
 def prune_query_log(store: Store, now: datetime | None = None) -> int:

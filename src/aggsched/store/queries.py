@@ -13,10 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from aggsched.store.models import Cube, QueryHit, QueryLog
+from aggsched.store.models import (
+    AggregateDefinition,
+    AggregateInstance,
+    Cube,
+    InstanceStatus,
+    QueryHit,
+    QueryLog,
+)
 from aggsched.store.types import utcnow
 
 SERVED_BY = ("base", "aggregate", "mixed", "error")
@@ -46,27 +53,46 @@ def record_query(
     sql: str | None = None,
     hits: Iterable[Hit] = (),
     now: datetime | None = None,
-) -> QueryLog:
+) -> uuid.UUID:
     """Log one query (and the aggregate instances that answered it)."""
     when = now or utcnow()
-    row = QueryLog(
-        org_id=cube.org_id, project_id=cube.project_id, cube_id=cube.id,
-        username=username[:255], created_at=when, metrics={"names": list(metrics)},
-        attributes={"names": list(attributes)},
-        filter_attributes={"names": list(filter_attributes)}, grain={"parts": grain},
-        grain_key=grain_key, served_by=served_by, duration_ms=duration_ms,
-        planning_ms=planning_ms, rows=rows, error=error, sql=sql,
-    )  # fmt: skip
-    session.add(row)
-    session.flush()
-    for hit in dict.fromkeys(hits):
-        hit_row = QueryHit(
-            query_id=row.id, instance_id=hit.instance_id,
-            definition_id=hit.definition_id, created_at=when,
-        )  # fmt: skip
-        session.add(hit_row)
-    session.flush()
-    return row
+    query_id = uuid.uuid4()
+    session.execute(
+        insert(QueryLog).values(
+            id=query_id,
+            org_id=cube.org_id,
+            project_id=cube.project_id,
+            cube_id=cube.id,
+            username=username[:255],
+            created_at=when,
+            metrics={"names": list(metrics)},
+            attributes={"names": list(attributes)},
+            filter_attributes={"names": list(filter_attributes)},
+            grain={"parts": grain},
+            grain_key=grain_key,
+            served_by=served_by,
+            duration_ms=duration_ms,
+            planning_ms=planning_ms,
+            rows=rows,
+            error=error,
+            sql=sql,
+        )
+    )
+    found = list(dict.fromkeys(hits))
+    if found:
+        session.execute(
+            insert(QueryHit),
+            [
+                {
+                    "query_id": query_id,
+                    "instance_id": h.instance_id,
+                    "definition_id": h.definition_id,
+                    "created_at": when,
+                }
+                for h in found
+            ],
+        )
+    return query_id
 
 
 def list_queries(
@@ -157,3 +183,57 @@ def prune_queries(
     session.execute(delete(QueryHit).where(QueryHit.query_id.in_(doomed)))
     result = session.execute(delete(QueryLog).where(old))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- what a query may read ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveRow:
+    """An active instance of a buildable definition, as navigation needs it."""
+
+    instance_id: uuid.UUID
+    definition_id: uuid.UUID
+    definition: str
+    fingerprint: str
+    connection_id: str
+    schema: str
+    table: str
+    rows: int
+
+
+def active_for_queries(session: Session, cube_id: uuid.UUID) -> list[ActiveRow]:
+    """The cube's active instances of live, valid definitions (one indexed query, no ORM
+    objects: it runs for every query)."""
+    inst, d = AggregateInstance, AggregateDefinition
+    stmt = (
+        select(
+            inst.id,
+            d.id,
+            d.unique_name,
+            d.fingerprint,
+            d.connection_id,
+            inst.table_schema,
+            inst.table_name,
+            inst.number_of_rows,
+        )
+        .join(d, d.id == inst.definition_id)
+        .where(inst.cube_id == cube_id, inst.status == InstanceStatus.ACTIVE.value)
+        .where(d.removed_at.is_(None), d.invalid_reason.is_(None))
+        .where(inst.table_name.is_not(None), inst.table_schema.is_not(None))
+    )
+    return [
+        ActiveRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or 0)
+        for r in session.execute(stmt)
+    ]
+
+
+def definition_specs(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The stored specs of some definitions (read only when not cached)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    stmt = select(AggregateDefinition.id, AggregateDefinition.spec).where(
+        AggregateDefinition.id.in_(wanted)
+    )
+    return {row[0]: row[1] for row in session.execute(stmt)}

@@ -14,9 +14,11 @@ the same table, and catalog lookups here compare names case-insensitively.
 
 from __future__ import annotations
 
+import heapq
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,6 +76,48 @@ class _SharedDatabases:
 _DATABASES = _SharedDatabases()
 
 
+class _Watchdog:
+    """One thread that interrupts statements past their timeout (DuckDB has no statement
+    timeout; a timer thread per statement costs milliseconds on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Callable[[], object]]] = []
+        self._seq = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, seconds: float, action: Callable[[], object]) -> int:
+        """Run `action` in `seconds` unless `cancel`led; returns the ticket."""
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._due, (time.monotonic() + seconds, self._seq, action))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="duckdb-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+            return self._seq
+
+    def cancel(self, ticket: int) -> None:
+        with self._cond:
+            self._due = [d for d in self._due if d[1] != ticket]
+            heapq.heapify(self._due)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    wait = self._due[0][0] - time.monotonic() if self._due else None
+                    self._cond.wait(wait)
+                _, _, action = heapq.heappop(self._due)
+            with suppress(Exception):
+                action()
+
+
+_WATCHDOG = _Watchdog()
+
+
 class DuckDBWarehouse(Warehouse):
     """A ``Warehouse`` on a DuckDB database file (or a private in-memory database)."""
 
@@ -93,12 +137,10 @@ class DuckDBWarehouse(Warehouse):
     def _engine_run(self, sql: str, timeout: float | None, fetch: Fetch, generation: int) -> Any:
         if self._closed:
             raise WarehouseConnectionError("DuckDB warehouse is closed", sql)
-        timer = None
+        ticket = None
         if timeout is not None:
-            # DuckDB has no statement timeout: a timer interrupts this statement only.
-            timer = threading.Timer(timeout, self._stop, args=(generation, "timeout"))
-            timer.daemon = True
-            timer.start()
+            # DuckDB has no statement timeout: the watchdog interrupts this statement only.
+            ticket = _WATCHDOG.watch(timeout, lambda: self._stop(generation, "timeout"))
         try:
             self._cursor.execute(sql)
             if fetch == "all":
@@ -110,8 +152,8 @@ class DuckDBWarehouse(Warehouse):
                 return columns, self._cursor.fetchall()
             return None
         finally:
-            if timer is not None:
-                timer.cancel()
+            if ticket is not None:
+                _WATCHDOG.cancel(ticket)
 
     def _engine_interrupt(self) -> None:
         self._cursor.interrupt()
