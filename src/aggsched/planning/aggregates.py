@@ -142,9 +142,15 @@ def incremental_of(agg: AggregateSpec) -> Incremental | None:
     """How an aggregate of `agg`'s fact is partitioned and rebuilt incrementally; None when
     it cannot be (no `incremental` on the fact, a multi-fact aggregate, or a metric whose
     values do not add up across partitions: distinct counts and percentiles)."""
-    fact = agg.datasets[agg.fact_dataset]
+    if agg.others or not all(m.derivable for m in agg.metrics):
+        return None
+    return dataset_incremental(agg.datasets[agg.fact_dataset])
+
+
+def dataset_incremental(fact: Dataset) -> Incremental | None:
+    """The incremental partitioning of aggregates of `fact` (None: not incremental)."""
     inc = fact.incremental
-    if inc is None or agg.others or not all(m.derivable for m in agg.metrics):
+    if inc is None:
         return None
     column = fact.column(inc.column)
     kind = _kind(column.data_type if column else None)

@@ -14,8 +14,16 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
-from aggsched.planning.aggregates import full_relation
-from aggsched.planning.spec import Attribute, Join, Metric, Relation
+from aggsched.planning.aggregates import dataset_incremental, full_relation
+from aggsched.planning.partials import is_derivable
+from aggsched.planning.spec import (
+    Attribute,
+    DefinitionSpec,
+    Incremental,
+    Join,
+    Metric,
+    Relation,
+)
 from aggsched.sml import FACT_ALIAS, ResolvedAttribute, ResolvedMetric, ResolvedModel
 
 
@@ -116,6 +124,7 @@ class CubeSpec:
     metrics: dict[str, CubeMetric] = field(default_factory=dict)
     calculations: dict[str, CubeCalculation] = field(default_factory=dict)
     relationships: dict[str, CubeRelationship] = field(default_factory=dict)
+    incremental: dict[str, Incremental] = field(default_factory=dict)
 
     def attributes_of(self, fact: str) -> list[CubeAttribute]:
         return self._by_fact.get(fact, [])
@@ -148,6 +157,7 @@ class CubeSpec:
             "metrics": [asdict(m) for m in self.metrics.values()],
             "calculations": [asdict(c) for c in self.calculations.values()],
             "relationships": [asdict(r) for r in self.relationships.values()],
+            "incremental": {k: asdict(v) for k, v in self.incremental.items()},
         }
         return json.dumps(data, separators=(",", ":"))
 
@@ -240,6 +250,11 @@ def cube_spec(resolved: ResolvedModel) -> CubeSpec:
         for r in resolved.model.relationships
         if r.to_dimension and r.to_level
     }
+    incremental = {
+        fact: inc
+        for fact in facts
+        if fact in repo.datasets and (inc := dataset_incremental(repo.datasets[fact]))
+    }
     return CubeSpec(
         name=resolved.model.unique_name,
         relations=relations,
@@ -247,7 +262,45 @@ def cube_spec(resolved: ResolvedModel) -> CubeSpec:
         metrics={m.unique_name: _metric(m) for m in resolved.base_metrics},
         calculations=calculations,
         relationships=relationships,
+        incremental=incremental,
     )
+
+
+class SpecError(ValueError):
+    """A grain that does not resolve against the cube (an attribute or metric is gone)."""
+
+
+def grain_spec(
+    cube: CubeSpec,
+    name: str,
+    fact: str,
+    attributes: Iterable[tuple[str, tuple[str, ...]]],
+    metrics: Iterable[str],
+) -> DefinitionSpec:
+    """The definition spec of an aggregate of `fact` at a grain named by attribute
+    identities (name, relationships path) with `metrics` — how demand-defined aggregates
+    are made from logged queries, and re-checked when a republish changes the model."""
+    by_identity = {(a.name, a.path): a for a in cube.attributes_of(fact)}
+    attrs = []
+    for name_, path in attributes:
+        attr = by_identity.get((name_, tuple(path)))
+        if attr is None:
+            raise SpecError(f'attribute "{name_}" via [{", ".join(path)}] is not in the model')
+        attrs.append(attr)
+    found = []
+    for metric in metrics:
+        m = cube.metrics.get(metric)
+        if m is None or m.dataset != fact:
+            raise SpecError(f'metric "{metric}" of dataset "{fact}" is not in the model')
+        found.append(m.metric)
+    incremental = cube.incremental.get(fact)
+    if not all(is_derivable(m.method) for m in found):
+        incremental = None
+    return DefinitionSpec(
+        name=name, fact_alias=FACT_ALIAS, fact=cube.relations[fact], joins=cube.joins(attrs),
+        attributes=tuple(a.attribute for a in attrs), metrics=tuple(found),
+        incremental=incremental,
+    )  # fmt: skip
 
 
 def as_json(value: Any) -> Any:

@@ -496,6 +496,11 @@ def _grain(spec: DefinitionSpec, dialect: str, names: Names | None = None) -> li
     return items
 
 
+def grain_values(spec: DefinitionSpec, dialect: str) -> list[exp.Expression]:
+    """The values the grain groups by (keys, names, incremental partition), unaliased."""
+    return [item.this for item in _grain(spec, dialect)]
+
+
 def joined_from(spec: DefinitionSpec, target: Target, select: exp.Select) -> exp.Select:
     """`select` FROM the fact LEFT JOINed along the spec's join paths."""
     dialect = target.dialect

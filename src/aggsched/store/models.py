@@ -236,6 +236,9 @@ class AggregateDefinition(Base):
     view_name: Mapped[str | None] = mapped_column(String(255))
     view_schema: Mapped[str | None] = mapped_column(String(255))
     view_table: Mapped[str | None] = mapped_column(String(255))
+    # a demand-defined aggregate's reasons: the logged queries that justified it, its
+    # estimated benefit and rows, the advisor run that made it
+    justification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class AggregateInstance(Base):
@@ -373,6 +376,19 @@ class BuildBatch(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
 
 
+class SizeEstimate(Base):
+    """An estimated row count (of an aggregate's grain, or a fact) in the warehouse,
+    cached per cube so the advisor does not estimate the same grain on every run."""
+
+    __tablename__ = "size_estimates"
+    cube_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("cubes.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rows: Mapped[float] = mapped_column(Float)
+    estimated_at: Mapped[datetime] = _created()
+
+
 class QueryLog(Base):
     """One semantic query: what it asked, the grain it needed, what answered it, how long
     it took. The advisor learns from it; hit counts and query utilization come from it."""
@@ -449,5 +465,6 @@ __all__ = [
     "QueryLog",
     "Role",
     "Schedule",
+    "SizeEstimate",
     "User",
 ]

@@ -1,0 +1,516 @@
+"""Demand-defined aggregates: learn aggregates from the query log, build them, retire them.
+
+`advise_cube` reads a cube's query log for the lookback window (each logged part of a
+query is a grain: its fact, the attributes it grouped or filtered by, the partials its
+metrics needed), weighs each grain by how often it ran and how long it took from the base
+tables, proposes candidates (the grains and merges of them, `planning.advisor`), sizes
+them in the warehouse (`planning.estimate`, cached per cube until the next load), and
+chooses under the organization's budgets with the existing aggregates counted as already
+chosen (`planning.viewselect`). With `apply` it creates the picks as system-defined,
+demand-defined definitions (pending, built by the cube's next batch or one queued now)
+and retires demand-defined aggregates nobody queried for `dropAfterDays`. User-defined
+aggregates are never created, changed or retired; blocked ones stay blocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from aggsched.engine.publish import LIVE_STATUSES
+from aggsched.engine.queueing import queue_batch
+from aggsched.planning import advisor as selection
+from aggsched.planning import estimate, sqlgen
+from aggsched.planning.cube import CubeSpec, SpecError, grain_spec
+from aggsched.planning.naming import sanitize
+from aggsched.planning.partials import ROLLUP
+from aggsched.planning.plan import BatchType
+from aggsched.planning.spec import DefinitionSpec
+from aggsched.store import Store, catalog, org_settings, utcnow
+from aggsched.store import advisor as records
+from aggsched.store import queries as query_log
+from aggsched.store.models import (
+    Connection,
+    Cube,
+    DefinitionSubtype,
+    DefinitionType,
+    InstanceStatus,
+)
+from aggsched.warehouse import Warehouse, dialect_for_url, open_warehouse
+
+Opener = Callable[[str], Warehouse]
+Identity = tuple[str, tuple[str, ...]]
+ESTIMATE_TTL = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class AdvisorOptions:
+    """The organization's budgets and windows (`aggregates.system.*` settings)."""
+
+    lookback: timedelta = timedelta(days=7)
+    max_rows: float | None = None  # None: a quarter of the largest queried fact's rows
+    max_per_cube: int = 20
+    min_benefit: float = 0.0
+    drop_after: timedelta = timedelta(days=14)
+
+    @classmethod
+    def load(cls, session: Session, org_id: str) -> AdvisorOptions:
+        def get(key: str) -> int:
+            return org_settings.get_int_setting(session, org_id, f"aggregates.system.{key}")
+
+        max_rows = get("maxRows")
+        return cls(
+            lookback=timedelta(days=get("lookbackDays")),
+            max_rows=float(max_rows) if max_rows > 0 else None,
+            max_per_cube=get("maxPerCube"),
+            min_benefit=float(get("minBenefit")),
+            drop_after=timedelta(days=get("dropAfterDays")),
+        )
+
+
+@dataclass
+class Proposal:
+    """A new aggregate the advisor chose: its grain, estimated rows and benefit, and the
+    logged queries that justified it."""
+
+    name: str
+    fact: str
+    attributes: list[Identity]
+    metrics: list[str]
+    rows: float
+    benefit: float
+    queries: list[str]
+    spec: DefinitionSpec = field(repr=False)
+    definition_id: uuid.UUID | None = None
+
+
+@dataclass
+class AdvisorReport:
+    cube_id: uuid.UUID
+    applied: bool
+    proposals: list[Proposal] = field(default_factory=list)
+    retired: list[tuple[str, str]] = field(default_factory=list)  # (name, why)
+    kept: list[str] = field(default_factory=list)
+    queries: int = 0
+    grains: int = 0
+    candidates: int = 0
+    method: str = ""
+    guarantee: float = 1.0
+    base_cost: float = 0.0
+    cost_before: float = 0.0
+    cost_after: float = 0.0
+    max_rows: float | None = None
+    seconds: float = 0.0
+    queued_batch: uuid.UUID | None = None
+    message: str = ""
+
+
+# --- demand -------------------------------------------------------------------------
+
+
+def _grain(part: Mapping[str, Any]) -> selection.Grain:
+    attrs = frozenset((a[0], tuple(a[1])) for a in part["attributes"])
+    keys = [tuple(p) for p in part["partials"]]
+    return selection.Grain(
+        part["fact"],
+        attrs,
+        frozenset(k for k in keys if k[0] in ROLLUP),
+        frozenset(k for k in keys if k[0] not in ROLLUP),
+    )
+
+
+@dataclass
+class _Demand:
+    queries: list[selection.Query] = field(default_factory=list)
+    metrics: dict[selection.Grain, set[str]] = field(default_factory=dict)
+
+
+def demand_of(logs: Sequence[Any]) -> _Demand:
+    """Logged queries -> weighted grains. A grain's weight is how often it ran times what it
+    cost from the base tables: its own base-served runs' mean time when it has some, else
+    the mean of its fact's base-served runs, else 1 ms."""
+    parts: list[tuple[str, selection.Grain, float | None]] = []
+    demand = _Demand()
+    for log in logs:
+        found = log.grain.get("parts", [])
+        for i, part in enumerate(found):
+            grain = _grain(part)
+            demand.metrics.setdefault(grain, set()).update(part.get("metrics", []))
+            base_ms = log.duration_ms / len(found) if log.served_by == "base" else None
+            parts.append((f"{log.id}:{i}", grain, base_ms))
+    by_grain: dict[selection.Grain, list[float]] = {}
+    by_fact: dict[Hashable, list[float]] = {}
+    for _, grain, ms in parts:
+        if ms is not None:
+            by_grain.setdefault(grain, []).append(ms)
+            by_fact.setdefault(grain.fact, []).append(ms)
+    for qid, grain, _ in parts:
+        cost = by_grain.get(grain) or by_fact.get(grain.fact) or [1.0]
+        demand.queries.append(selection.Query(qid, grain, max(statistics.fmean(cost), 1e-3)))
+    return demand
+
+
+def spec_grains(spec: DefinitionSpec) -> list[selection.Grain]:
+    """An aggregate's grain per fact (a multi-fact one has one per fact)."""
+    found = []
+    for part in spec.components():
+        keys = [(p, m.alias, m.column, "") for m in part.metrics for p in _partials(m.method)]
+        computed = {k for k in (part.fact.computed or {})}
+        keys = [_with_sql(k, part) if k[2] in computed else k for k in keys]
+        attrs = frozenset((a.name, tuple(a.path)) for a in part.attributes)
+        found.append(
+            selection.Grain(
+                part.fact.dataset,
+                attrs,
+                frozenset(k for k in keys if k[0] in ROLLUP),
+                frozenset(k for k in keys if k[0] not in ROLLUP),
+            )
+        )
+    return found
+
+
+def _partials(method: str) -> tuple[str, ...]:
+    from aggsched.planning.partials import partials_of
+
+    return partials_of(method)
+
+
+def _with_sql(key: tuple[str, str, str, str], spec: DefinitionSpec) -> tuple[str, ...]:
+    from aggsched.planning.partials import partial_key
+    from aggsched.planning.spec import Metric
+
+    return partial_key(spec, Metric("", "sum", key[1], key[2]), key[0])
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+class Advisor:
+    """Runs the advisor on cubes of one store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        opener: Opener | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        environ = os.environ if env is None else env
+        self.opener: Opener = opener or (lambda url: open_warehouse(url, environ))
+        self.clock = clock
+
+    def advise(
+        self,
+        org_id: str,
+        cube_id: uuid.UUID,
+        *,
+        apply: bool = False,
+        requested_by: str = "",
+        options: AdvisorOptions | None = None,
+    ) -> AdvisorReport:
+        started = time.monotonic()
+        now = self.clock()
+        report = AdvisorReport(cube_id, apply)
+        with self.store.session() as s:
+            cube = catalog.get_cube_by_id(s, org_id, cube_id)
+            if not cube.query_spec:
+                report.message = "the cube was published before queries existed; republish it"
+                return report
+            spec = CubeSpec.from_json(cube.query_spec)
+            opts = options or AdvisorOptions.load(s, org_id)
+            logs = query_log.cube_queries(s, cube_id, now - opts.lookback)
+            existing = _existing(s, cube)
+            connections = {c.name: c for c in catalog.list_connections(s, org_id)}
+            retired = _retire(s, cube, opts, now, apply)
+            loaded_at = records.last_load(s, cube_id)
+            s.expunge_all()
+        report.retired = retired
+        demand = demand_of(logs)
+        report.queries = len(logs)
+        report.grains = len({q.grain for q in demand.queries})
+        if not demand.queries:
+            report.message = f"no queries in the last {opts.lookback.days} day(s)"
+            report.seconds = time.monotonic() - started
+            return report
+        sizer = _Sizer(self, spec, cube, connections, loaded_at, now)
+        new = selection.generate_candidates(demand.queries, [g for g, _, _ in existing])
+        candidates = [selection.Candidate(g, max(1.0, rows), key) for g, rows, key in existing]
+        specs: dict[selection.Grain, DefinitionSpec] = {}
+        for grain in new:
+            try:
+                specs[grain] = _candidate_spec(spec, grain, demand)
+            except SpecError:
+                continue  # logged against an older model: the grain no longer resolves
+            candidates.append(selection.Candidate(grain, sizer.rows(specs[grain])))
+        facts = {q.grain.fact for q in demand.queries}
+        fact_rows = {f: sizer.fact_rows(str(f)) for f in facts}
+        max_rows = opts.max_rows if opts.max_rows is not None else max(fact_rows.values()) / 4
+        report.max_rows = max_rows
+        budget = selection.Budget(max_rows, opts.max_per_cube, opts.min_benefit)
+        advice = selection.advise(demand.queries, candidates, fact_rows, budget)
+        report.candidates = len(candidates)
+        report.method, report.guarantee = advice.method, advice.guarantee
+        report.base_cost, report.cost_before = advice.base_cost, advice.cost_before
+        report.cost_after = advice.cost_after
+        for pick in advice.picks:
+            grain = pick.candidate.grain
+            if pick.candidate.existing is not None or grain not in specs:
+                continue
+            report.proposals.append(
+                Proposal(
+                    name=specs[grain].name,
+                    fact=str(grain.fact),
+                    attributes=sorted(grain.attributes),
+                    metrics=_metrics_for(grain, demand),
+                    rows=pick.candidate.rows,
+                    benefit=pick.benefit,
+                    queries=[str(q) for q in pick.justified_by],
+                    spec=specs[grain],
+                )
+            )
+        report.kept = [str(c.existing) for c in candidates if c.existing is not None]
+        if apply:
+            report.queued_batch = self._apply(org_id, cube_id, report, requested_by)
+        report.seconds = time.monotonic() - started
+        report.message = _summary(report)
+        return report
+
+    def _apply(
+        self, org_id: str, cube_id: uuid.UUID, report: AdvisorReport, requested_by: str
+    ) -> uuid.UUID | None:
+        with self.store.session() as s:
+            cube = catalog.get_cube_by_id(s, org_id, cube_id)
+            for proposal in report.proposals:
+                definition = catalog.upsert_definition(
+                    s, cube, unique_name=proposal.name, name=proposal.name,
+                    type=DefinitionType.SYSTEM_DEFINED, subtype=DefinitionSubtype.DEMAND_DEFINED,
+                    fingerprint=proposal.spec.fingerprint(), spec=proposal.spec.to_dict(),
+                    fact_dataset=proposal.fact, connection_id=proposal.spec.connection,
+                    incremental=proposal.spec.incremental is not None,
+                )  # fmt: skip
+                definition.justification = {
+                    "queries": proposal.queries[:100], "query_count": len(proposal.queries),
+                    "benefit": proposal.benefit, "estimated_rows": proposal.rows,
+                    "advised_at": self.clock().isoformat(),
+                }  # fmt: skip
+                catalog.assign_view_name(s, definition)
+                if not catalog.definition_instances(s, definition.id, [InstanceStatus.PENDING]):
+                    catalog.create_instance(s, definition)
+                proposal.definition_id = definition.id
+            scheduled = org_settings.get_bool_setting(s, org_id, "aggregates.new.build.scheduled")
+            if report.proposals and not scheduled:
+                return queue_batch(
+                    s, cube, BatchType.MATERIALIZE_PENDING, requested_by=requested_by or "advisor"
+                ).batch.id
+        return None
+
+
+def _existing(s: Session, cube: Cube) -> list[tuple[selection.Grain, float, str]]:
+    """Every buildable definition with a table (or one on its way): its grains, rows and
+    id — already chosen, whatever their type."""
+    found = []
+    for d in catalog.cube_definitions(s, cube.id, buildable=True):
+        if d.blocked:
+            continue
+        live = catalog.definition_instances(s, d.id, LIVE_STATUSES)
+        if not live:
+            continue
+        rows = max((i.number_of_rows or 0) for i in live) or 1
+        spec = DefinitionSpec.from_dict(d.spec)
+        for i, grain in enumerate(spec_grains(spec)):
+            found.append((grain, float(rows), f"{d.unique_name}#{i}"))
+    return found
+
+
+def _retire(
+    s: Session, cube: Cube, opts: AdvisorOptions, now: datetime, apply: bool
+) -> list[tuple[str, str]]:
+    """Demand-defined aggregates with no hit for `drop_after` (and at least that old)
+    become invalid; their tables go after the grace period. Blocked ones stay as they are."""
+    doomed = []
+    definitions = [d for d in records.demand_definitions(s, cube.id) if not d.blocked]
+    hits = query_log.definition_hits(s, [d.id for d in definitions])
+    for d in definitions:
+        last = hits[d.id].last_hit if d.id in hits else None
+        since = max(x for x in (last, d.created_at) if x is not None)
+        if now - since < opts.drop_after:
+            continue
+        why = (
+            f"no query used it for {opts.drop_after.days} day(s) (aggregates.system.dropAfterDays)"
+        )
+        doomed.append((d.unique_name, why))
+        if apply:
+            grace = org_settings.get_int_setting(
+                s, cube.org_id, "aggregates.instance.drop.graceSeconds"
+            )
+            for instance in catalog.definition_instances(s, d.id, LIVE_STATUSES):
+                catalog.set_instance_status(
+                    s, instance.id, InstanceStatus.INVALID, message=f"retired: {why}",
+                    drop_after=now + timedelta(seconds=max(0, grace)),
+                )  # fmt: skip
+            catalog.mark_definition_removed(s, d, now)
+    return doomed
+
+
+def _metrics_for(grain: selection.Grain, demand: _Demand) -> list[str]:
+    """The logged metrics whose partials the grain stores (a merge holds its parts')."""
+    names: set[str] = set()
+    for g, metrics in demand.metrics.items():
+        fits = g.partials <= grain.partials and g.exact_partials <= grain.exact_partials
+        if g.fact == grain.fact and fits:
+            names |= metrics
+    return sorted(names)
+
+
+def _candidate_spec(cube: CubeSpec, grain: selection.Grain, demand: _Demand) -> DefinitionSpec:
+    attrs = sorted(grain.attributes)  # type: ignore[type-var]
+    stem = "_".join(sanitize(a[0]) for a in attrs) or "all"
+    digest = hashlib.sha1(repr(grain.sort_key).encode()).hexdigest()[:6]
+    name = f"demand_{sanitize(str(grain.fact))}_{stem}"[:48] + f"_{digest}"
+    return grain_spec(cube, name, str(grain.fact), attrs, _metrics_for(grain, demand))
+
+
+def _summary(report: AdvisorReport) -> str:
+    verb = "created" if report.applied else "proposed"
+    parts = [
+        f"{report.queries} logged queries, {report.grains} grains, "
+        f"{report.candidates} candidates; {verb} {len(report.proposals)} aggregate(s)"
+    ]
+    if report.retired:
+        parts.append(f"{'retired' if report.applied else 'would retire'} {len(report.retired)}")
+    if report.cost_before:
+        parts.append(f"workload cost {report.cost_after / report.cost_before:.3f} of before")
+    return "; ".join(parts)
+
+
+class _Sizer:
+    """Row estimates of candidate grains and facts, cached per cube until the next load."""
+
+    def __init__(
+        self,
+        advisor: Advisor,
+        cube_spec: CubeSpec,
+        cube: Cube,
+        connections: Mapping[str, Connection],
+        loaded_at: datetime | None,
+        now: datetime,
+    ) -> None:
+        self.advisor, self.cube_spec, self.cube = advisor, cube_spec, cube
+        self.connections = connections
+        self.fresh_after = max(x for x in (loaded_at, now - ESTIMATE_TTL) if x is not None)
+        self.now = now
+        self._warehouses: dict[str, Warehouse] = {}
+        self._facts: dict[str, float] = {}
+
+    def _target(self, spec: DefinitionSpec) -> tuple[Warehouse, sqlgen.Target]:
+        url = self.connections[spec.fact.connection].url
+        if url not in self._warehouses:
+            self._warehouses[url] = self.advisor.opener(url)
+        locations = {
+            n: sqlgen.Location(c.database_override or None, c.schema_override or None)
+            for n, c in self.connections.items()
+        }
+        return self._warehouses[url], sqlgen.Target(dialect_for_url(url), locations)
+
+    def _cached(self, key: str, measure: Callable[[], float]) -> float:
+        with self.advisor.store.session() as s:
+            known = records.estimates(s, self.cube.id, [key]).get(key)
+        if known is not None and known[1] >= self.fresh_after:
+            return known[0]
+        rows = measure()
+        with self.advisor.store.session() as s:
+            records.save_estimate(s, self.cube.id, key, rows, self.now)
+        return rows
+
+    def fact_rows(self, fact: str) -> float:
+        if fact not in self._facts:
+            spec = DefinitionSpec("fact", "fact", self.cube_spec.relations[fact])
+            self._facts[fact] = self._cached(f"fact:{fact}", lambda: self._count(spec))
+        return self._facts[fact]
+
+    def _count(self, spec: DefinitionSpec) -> float:
+        wh, target = self._target(spec)
+        select = exp_count(spec, target)
+        row = wh.fetch_one(sqlgen.render(select, target.dialect))
+        return float(max(1, row[0] if row else 1))
+
+    def rows(self, spec: DefinitionSpec) -> float:
+        key = hashlib.sha256(spec.fingerprint().encode()).hexdigest()[:40]
+        return self._cached(f"grain:{key}", lambda: self._estimate(spec))
+
+    def _estimate(self, spec: DefinitionSpec) -> float:
+        wh, target = self._target(spec)
+        fact_rows = self.fact_rows(spec.fact.dataset)
+        if target.dialect in estimate.APPROX_DIALECTS:
+            select = estimate.approx_distinct_select(spec, target)
+            row = wh.fetch_one(sqlgen.render(select, target.dialect))
+            return float(min(max(1, row[0] if row else 1), fact_rows))
+        percent = estimate.sample_percent(fact_rows)
+        profile = wh.fetch_all(
+            sqlgen.render(estimate.profile_select(spec, target, percent), target.dialect)
+        )
+        return estimate.gee(profile, percent, fact_rows)
+
+
+def exp_count(spec: DefinitionSpec, target: sqlgen.Target) -> Any:
+    from sqlglot import exp
+
+    return exp.select(exp.Count(this=exp.Star())).from_(
+        sqlgen.relation_source(spec.fact, spec.fact_alias, target)
+    )
+
+
+def report_json(report: AdvisorReport) -> dict[str, Any]:
+    """A JSON-ready report (API, CLI, batch details)."""
+    return json.loads(
+        json.dumps(
+            {
+                "cube_id": str(report.cube_id),
+                "applied": report.applied,
+                "message": report.message,
+                "proposals": [
+                    {
+                        "name": p.name,
+                        "fact": p.fact,
+                        "attributes": [
+                            {"name": a[0], "relationships_path": list(a[1])} for a in p.attributes
+                        ],
+                        "metrics": p.metrics,
+                        "estimated_rows": p.rows,
+                        "estimated_benefit": p.benefit,
+                        "justified_by": p.queries[:100],
+                        "definition_id": str(p.definition_id) if p.definition_id else None,
+                    }
+                    for p in report.proposals
+                ],
+                "retired": [{"name": n, "why": w} for n, w in report.retired],
+                "kept": report.kept,
+                "queries": report.queries,
+                "grains": report.grains,
+                "candidates": report.candidates,
+                "method": report.method,
+                "guarantee": report.guarantee,
+                "cost_before": report.cost_before,
+                "cost_after": report.cost_after,
+                "max_rows": report.max_rows,
+                "seconds": round(report.seconds, 3),
+                "queued_batch": str(report.queued_batch) if report.queued_batch else None,
+            },
+            default=str,
+        )
+    )
+
+
+__all__ = ["Advisor", "AdvisorOptions", "AdvisorReport", "Proposal", "demand_of", "report_json"]

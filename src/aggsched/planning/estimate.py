@@ -1,0 +1,88 @@
+"""How many rows would an aggregate have? Estimated in the warehouse, never by building it.
+
+The advisor sizes candidate grains before choosing. A full `GROUP BY` of the fact would
+cost as much as building the aggregate, so:
+
+- DuckDB (and Spark) count distinct grain values approximately in one pass
+  (HyperLogLog over a hash of the grain columns);
+- other engines (PostgreSQL) read a Bernoulli sample of the fact and count how often each
+  grain value occurs in it; the GEE estimator (Charikar, Chaudhuri, Motwani and Narasayya,
+  2000) scales that frequency profile to the whole table: `sqrt(1/q) * f1 + sum(fj, j>=2)`,
+  where `q` is the sampled fraction and `fj` the number of values seen exactly `j` times.
+
+Pure: SQL and arithmetic; the engine runs them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from sqlglot import exp
+
+from aggsched.planning import sqlgen
+from aggsched.planning.spec import DefinitionSpec
+
+APPROX_DIALECTS = ("duckdb", "spark")
+SAMPLE_ROWS = 200_000
+
+
+def grain_exprs(spec: DefinitionSpec, target: sqlgen.Target) -> list[exp.Expression]:
+    """The grain's values (keys, names, incremental partition) over the base tables."""
+    return sqlgen.grain_values(spec, target.dialect)
+
+
+def approx_distinct_select(spec: DefinitionSpec, target: sqlgen.Target) -> exp.Select:
+    """SELECT APPROX_COUNT_DISTINCT(HASH(grain...)) over the fact and its joins (DuckDB's
+    and Spark's HASH take any number of values)."""
+    values = grain_exprs(spec, target) or [exp.Literal.number(1)]
+    hashed = exp.Anonymous(this="HASH", expressions=values)
+    select = exp.select(exp.ApproxDistinct(this=hashed), copy=False)
+    return sqlgen.joined_from(spec, target, select)
+
+
+def sample_percent(fact_rows: float) -> float:
+    """The share of the fact to sample (percent): about `SAMPLE_ROWS` rows, at most all."""
+    if fact_rows <= SAMPLE_ROWS:
+        return 100.0
+    return max(0.01, round(100.0 * SAMPLE_ROWS / fact_rows, 4))
+
+
+def profile_select(spec: DefinitionSpec, target: sqlgen.Target, percent: float) -> exp.Select:
+    """The frequency profile of the grain in a `percent` sample of the fact: rows of (how
+    many times a value occurs, how many values occur that often)."""
+    values = grain_exprs(spec, target)
+    inner = exp.select(exp.alias_(exp.Count(this=exp.Star()), "n", copy=False), copy=False)
+    inner = sqlgen.joined_from(spec, target, inner)
+    if percent < 100.0:
+        source = inner.args["from_"].this if "from_" in inner.args else inner.args["from"].this
+        sample = exp.TableSample(
+            method=exp.Var(this="BERNOULLI"), percent=exp.Literal.number(percent)
+        )
+        if isinstance(source, exp.Table):
+            source.set("sample", sample)
+        else:  # a SQL dataset: keep each fact row with probability percent / 100
+            inner = inner.where(
+                exp.LT(this=exp.Rand(), expression=exp.Literal.number(percent / 100)),
+                copy=False,
+            )
+    if values:
+        inner = inner.group_by(*(v.copy() for v in values), copy=False)
+    counted = exp.alias_(exp.Count(this=exp.Star()), "f", copy=False)
+    return (
+        exp.select(exp.column("n"), counted, copy=False)
+        .from_(exp.alias_(inner.subquery(copy=False), "g", table=True, copy=False), copy=False)
+        .group_by(exp.column("n"), copy=False)
+    )
+
+
+def gee(profile: Iterable[tuple[int, int]], percent: float, fact_rows: float) -> float:
+    """Distinct values in the whole fact from a sample's frequency profile (GEE), between
+    the values seen and the fact's rows (at least 1)."""
+    counts = {int(n): int(f) for n, f in profile}
+    seen = sum(counts.values())
+    if percent >= 100.0:
+        return float(max(1, seen))
+    scale = math.sqrt(100.0 / percent)
+    estimate = scale * counts.get(1, 0) + sum(f for n, f in counts.items() if n >= 2)
+    return float(max(1.0, seen, min(estimate, fact_rows)))
