@@ -22,6 +22,8 @@ class BatchType(StrEnum):
     MATERIALIZE_PENDING = "materialize-pending-instances"
     INCREMENTAL_REBUILD = "incremental-rebuild"
     FULL_REBUILD = "full-rebuild"
+    #: not a build: one organization's maintenance run, recorded as a batch (no cube)
+    MAINTENANCE = "maintenance"
 
 
 class StepMode(StrEnum):
