@@ -54,10 +54,11 @@ def _add_node(node_id: str | None) -> Processor:
 
 
 def _uvicorn_access(_logger: Any, _name: str, event: EventDict) -> EventDict:
-    """uvicorn's access line as fields: client, method, path, status."""
+    """uvicorn's access line as fields too: client, method, path, status (the formatter
+    hands the record's arguments over as ``positional_args``; they go no further)."""
+    args = event.pop("positional_args", None)
     record = event.get("_record")
     if record is not None and record.name == "uvicorn.access":
-        args = record.args
         if isinstance(args, tuple) and len(args) == 5:
             client, method, path, _version, status = args
             event.update(client=client, method=method, path=path, status=status)
@@ -114,6 +115,7 @@ def configure_logging(
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
+        pass_foreign_args=True,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(out)
