@@ -58,10 +58,10 @@ def _uvicorn_access(_logger: Any, _name: str, event: EventDict) -> EventDict:
     hands the record's arguments over as ``positional_args``; they go no further)."""
     args = event.pop("positional_args", None)
     record = event.get("_record")
-    if record is not None and record.name == "uvicorn.access":
-        if isinstance(args, tuple) and len(args) == 5:
-            client, method, path, _version, status = args
-            event.update(client=client, method=method, path=path, status=status)
+    is_access = record is not None and record.name == "uvicorn.access"
+    if is_access and isinstance(args, tuple) and len(args) == 5:
+        client, method, path, _version, status = args
+        event.update(client=client, method=method, path=path, status=status)
     return event
 
 
