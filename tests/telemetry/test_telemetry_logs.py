@@ -23,6 +23,7 @@ from aggsched.engine.builds import BatchRunner
 from aggsched.engine.scheduler import fire_due
 from aggsched.store import catalog, queue, utcnow
 from aggsched.telemetry import configure_logging, log_context
+from aggsched.telemetry.logs import reset_logging
 from api.api_helpers import build_env
 from engine.tpch_project import AGGREGATES, make_repo, publish_tpch
 from scheduler.sched_helpers import add_schedule
@@ -33,9 +34,7 @@ def captured() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     configure_logging("json", "INFO", node_id="node-7", stream=stream)
     yield stream
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if h.get_name() == "aggsched"]:
-        root.removeHandler(handler)
+    reset_logging()
 
 
 def _lines(stream: io.StringIO) -> list[dict]:

@@ -132,6 +132,13 @@ def configure_logging(
         logger.propagate = True
 
 
+def reset_logging() -> None:
+    """Remove the handler ``configure_logging`` installed (tests that configure it)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
+
+
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A structlog logger (key-value events) that goes through the same pipeline."""
     return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
@@ -142,5 +149,6 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "log_context",
+    "reset_logging",
     "use_json",
 ]
