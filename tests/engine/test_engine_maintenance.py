@@ -9,16 +9,17 @@ must fix exactly what it should and leave everything else alone.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 
 from aggsched.engine.builds import BatchRunner, build_now
-from aggsched.engine.maintenance import AGGREGATE_TABLE, run_maintenance
+from aggsched.engine.maintenance import AGGREGATE_TABLE, NOT_RUN, ItemResult, run_maintenance
 from aggsched.planning.plan import BatchType
 from aggsched.store import Store, batches, catalog, org_settings, schedules, utcnow
-from aggsched.store.errors import ConflictError
+from aggsched.store.errors import ConflictError, InvalidValueError
 from aggsched.store.models import AggregateInstance, BatchStatus, BuildBatch, Execution
 from aggsched.warehouse import open_warehouse
 from engine.tpch_project import AGGREGATES, make_repo, publish_tpch
@@ -272,3 +273,30 @@ def test_an_unreachable_warehouse_is_a_problem_not_a_crash(store, sml_tpch, tmp_
     with store.session() as s:
         run = batches.get_batch(s, report.batch_id)
         assert run.status == "failed" and "stray_tables: 0 change(s), 1 problem(s)" in run.message
+
+
+def test_a_cancelled_run_stops_after_its_current_item(store):
+    seen = []
+
+    def ask_to_cancel(ctx):
+        with ctx.store.session() as s:
+            [run] = s.query(BuildBatch).filter_by(batch_type="maintenance").all()
+            batches.cancel_or_request(s, run.id)
+        time.sleep(0.6)  # the run's heartbeat (0.1 s) notices the request
+        seen.append("first")
+        return ItemResult("first")
+
+    def never(ctx):
+        seen.append("second")
+        return ItemResult("second")
+
+    report = run_maintenance(store, "default", heartbeat_seconds=0.1,
+                             items=[("first", ask_to_cancel), ("second", never)])  # fmt: skip
+    assert seen == ["first"] and report.status is BatchStatus.CANCELLED
+    assert report.items[1].problems == [NOT_RUN]
+    with store.session() as s:
+        assert batches.get_batch(s, report.batch_id).status == "cancelled"
+        # and no worker can be handed a maintenance batch to build
+        with pytest.raises(InvalidValueError, match="not one of"):
+            batches.create_batch(s, org_id="default", project_id=None, cube_id=None,
+                                 batch_type="maintenance")  # fmt: skip

@@ -52,6 +52,7 @@ Clock = Callable[[], datetime]
 #: our table names: ``as_agg_`` + the first 8 hex digits of the instance id + ``_``
 #: (``planning.naming``); matched exactly, never with LIKE, where ``_`` is a wildcard
 AGGREGATE_TABLE = re.compile(r"as_agg_[0-9a-f]{8}_.*", re.DOTALL)
+NOT_RUN = "not run: maintenance was cancelled or the node is stopping"
 SCHEDULE_KEY = "aggregates.maintenance.schedule"
 ENABLED_KEY = "aggregates.maintenance.enabled"
 
@@ -393,7 +394,7 @@ def run_maintenance(
         try:
             for name, item in items:
                 if (beat and beat.cancelled.is_set()) or (stop and stop.is_set()):
-                    results.append(ItemResult(name, problems=["not run: maintenance stopped"]))
+                    results.append(ItemResult(name, problems=[NOT_RUN]))
                     continue
                 try:
                     with telemetry.log_context(maintenance_item=name):
@@ -408,7 +409,12 @@ def run_maintenance(
             ctx.close()
             if beat:
                 beat.stop()
+        stopped = (beat is not None and beat.cancelled.is_set()) or (
+            stop is not None and stop.is_set()
+        )
         status = BatchStatus.FAILED if any(r.problems for r in results) else BatchStatus.DONE
+        if stopped and any(r.problems == [NOT_RUN] for r in results):
+            status = BatchStatus.CANCELLED
         report = MaintenanceReport(org_id, dry_run, status, _summary(results), results, batch_id)
         if batch_id is not None:
             _record(store, report, worker)

@@ -46,11 +46,14 @@ def create_batch(
     now: datetime | None = None,
 ) -> BuildBatch:
     """Queue a new ``pending`` batch for one cube."""
+    builds = [t for t in BatchType if t is not BatchType.MAINTENANCE]
     try:
         kind = BatchType(str(batch_type)).value
-    except ValueError as exc:
-        allowed = ", ".join(t.value for t in BatchType)
-        raise InvalidValueError(f"batch type {batch_type!r} is not one of: {allowed}") from exc
+    except ValueError:
+        kind = None
+    if kind is None or kind == BatchType.MAINTENANCE.value:  # never queued for a worker
+        allowed = ", ".join(t.value for t in builds)
+        raise InvalidValueError(f"batch type {batch_type!r} is not one of: {allowed}")
     batch = BuildBatch(
         org_id=org_id, project_id=project_id, cube_id=cube_id, batch_type=kind,
         status=BatchStatus.PENDING.value, create_date=now or utcnow(),
