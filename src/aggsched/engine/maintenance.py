@@ -495,6 +495,8 @@ class MaintenanceScheduler:
     def tick(self, now: datetime | None = None) -> list[MaintenanceFire]:
         """Fire (start, in the background) every maintenance due at ``now``."""
         when = now or self.clock()
+        if self._stop.is_set():
+            return []
         last = self._ticked_at
         if last is not None and last <= when < last + self.min_interval:
             return []  # the scheduler may tick many times a second; due work waits ≤ 1 s
@@ -553,9 +555,17 @@ class MaintenanceScheduler:
         for thread in list(self._threads):
             thread.join(timeout)
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Ask running maintenance to stop after its current item, and wait ``grace``."""
+    def start(self) -> None:
+        """Fire again (after a ``stop``)."""
+        self._stop.clear()
+
+    def request_stop(self) -> None:
+        """Running maintenance stops after its current item; nothing new fires."""
         self._stop.set()
+
+    def stop(self, grace: float = 30.0) -> None:
+        """``request_stop``, then wait up to ``grace`` seconds for the runs to end."""
+        self.request_stop()
         self.wait(grace)
 
 

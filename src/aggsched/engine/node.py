@@ -122,6 +122,8 @@ class Node:
         if self.scheduler is not None and self.scheduler.uses_lease:
             self.scheduler.acquire_lease()
         self._stop.clear()
+        if self.maintenance is not None:
+            self.maintenance.start()
         self.presence.start()
         self.feed.start()
         if self.scheduler is not None:
@@ -143,6 +145,8 @@ class Node:
         if not self._started:
             return
         self._stop.set()
+        if self.maintenance is not None:  # stops after its current item, alongside builds
+            self.maintenance.request_stop()
         if self.scheduler is not None:
             self.scheduler.wake()
         for thread in self._threads:
