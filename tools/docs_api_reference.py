@@ -86,7 +86,7 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
 
 
 def _schema(name: str, schema: dict[str, Any]) -> list[str]:
-    lines = [f'### {name} {{: #{_anchor(name)} }}', ""]
+    lines = [f"### {name} {{: #{_anchor(name)} }}", ""]
     if schema.get("description"):
         lines += [_cell(schema["description"]), ""]
     if "enum" in schema:
@@ -110,7 +110,7 @@ def render(spec: dict[str, Any]) -> str:
         "serves it at `/openapi.json`, browsable at `/docs`). Every `/org/...` and "
         "`/aggregates/orgId/...` call needs `Authorization: Bearer <token>` from "
         "`GET /{orgId}/auth`; every JSON answer is wrapped in the envelope "
-        "`{\"response\": ..., \"status\": {...}}`.",
+        '`{"response": ..., "status": {...}}`.',
         "",
     ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
