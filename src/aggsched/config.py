@@ -7,14 +7,25 @@ independent instances side by side.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import NoneType, UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field
+import annotated_types
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "AGGSCHED_"
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGGSCHED_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(
         default=Path(".aggsched"),
@@ -23,6 +34,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="Metadata DB URL; default: SQLite file `<home>/aggsched.db`.",
+    )
+    auto_migrate: bool = Field(
+        default=True,
+        description="Migrate the metadata DB to this version's schema when a node or command "
+        "opens it. Off: refuse to start until `aggsched db upgrade` has run (advised with "
+        "several nodes, so one upgrade happens at a time you choose).",
     )
 
     max_upload_bytes: int = Field(
@@ -116,6 +133,23 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long running builds may finish before they are cancelled.",
     )
 
+    log_format: LogFormat = Field(
+        default="auto",
+        description="`json`: one JSON object per line (for log shippers); `console`: "
+        "readable lines, coloured on a terminal; `auto`: console on a terminal, else JSON.",
+    )
+    log_level: LogLevel = Field(default="INFO", description="Lowest level logged.")
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, `GET /metrics` needs `Authorization: Bearer <token>`; unset, "
+        "it is open like `/healthz`.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -125,3 +159,110 @@ class Settings(BaseSettings):
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+#: settings whose values are never printed
+SECRET_FIELDS = frozenset({"jwt_secret", "metrics_token"})
+
+
+class ConfigError(ValueError):
+    """A setting has a value aggsched cannot run with; the message names it and says
+    which values are accepted."""
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _bound(field: FieldInfo) -> str:
+    symbols = {annotated_types.Ge: ("≥", "ge"), annotated_types.Gt: (">", "gt"),
+               annotated_types.Le: ("≤", "le"), annotated_types.Lt: ("<", "lt")}  # fmt: skip
+    parts = []
+    for item in field.metadata:
+        for kind, (symbol, attribute) in symbols.items():
+            if isinstance(item, kind):
+                parts.append(f"{symbol} {getattr(item, attribute)}")
+    return " and ".join(parts)
+
+
+def accepted_values(field: FieldInfo) -> str:
+    """What a field accepts, in words (for errors and the generated settings table)."""
+    annotation = field.annotation
+    optional = False
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not NoneType]
+        optional = len(args) < len(get_args(annotation))
+        annotation = args[0] if len(args) == 1 else annotation
+    if get_origin(annotation) is Literal:
+        text = "one of " + ", ".join(f"`{v}`" for v in get_args(annotation))
+    elif annotation is bool:
+        text = "`true` or `false`"
+    elif annotation in (int, float):
+        noun = "an integer" if annotation is int else "a number"
+        bound = _bound(field)
+        text = f"{noun} {bound}" if bound else noun
+    elif annotation is Path:
+        text = "a directory path"
+    else:
+        text = "text"
+    return f"{text} (or unset)" if optional else text
+
+
+def describe_errors(error: ValidationError, environ: Mapping[str, str]) -> str:
+    """One line per invalid setting: its variable, the value given, what is accepted."""
+    lines = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = env_name(field)
+        raw = environ.get(name, problem.get("input"))
+        shown = "***" if field in SECRET_FIELDS else repr(raw)
+        info = Settings.model_fields.get(field)
+        accepted = f"; accepted: {accepted_values(info)}" if info else ""
+        lines.append(f"invalid setting {name}={shown}: {problem['msg']}{accepted}")
+    return "\n".join(lines)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (plus ``overrides``), or ``ConfigError`` naming each
+    invalid variable and the values it accepts."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        env = os.environ if environ is None else environ
+        raise ConfigError(describe_errors(exc, env)) from None
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    """One row of the settings reference (``aggsched config``, the docs table)."""
+
+    name: str
+    accepted: str
+    default: str
+    meaning: str
+
+
+def _shown_default(field: FieldInfo) -> str:
+    value = field.default
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def settings_reference() -> list[SettingRow]:
+    """Every ``AGGSCHED_*`` variable: what it accepts, its default and its meaning."""
+    return [
+        SettingRow(
+            env_name(name), accepted_values(field), _shown_default(field), field.description or ""
+        )
+        for name, field in Settings.model_fields.items()
+    ]
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``AGGSCHED_*`` variables that name no setting (typos are otherwise ignored)."""
+    known = {env_name(name) for name in Settings.model_fields}
+    env = os.environ if environ is None else environ
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)

@@ -18,7 +18,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aggsched.api import errors
 from aggsched.api.auth import Authenticator
 from aggsched.api.envelope import ErrorEnvelope
-from aggsched.api.routers import aggregates, builds, catalog, queries, schedules, system
+from aggsched.api.observability import RequestTelemetry
+from aggsched.api.routers import (
+    aggregates,
+    builds,
+    catalog,
+    maintenance,
+    metrics,
+    queries,
+    schedules,
+    system,
+)
 from aggsched.api.totals import TotalCounter
 from aggsched.config import Settings
 from aggsched.engine.queries import QueryService
@@ -98,12 +108,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.store = store
     app.state.authenticator = Authenticator.from_settings(settings)
     app.state.totals = TotalCounter(store)
+    app.state.gauges = metrics.store_registry(store)
     errors.install(app)
-    for module in (system, builds, schedules, aggregates, catalog, queries):
+    for module in (system, metrics, builds, schedules, aggregates, catalog, maintenance, queries):
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:
         return settings.max_upload_bytes if _UPLOAD_PATH.match(path) else settings.max_json_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(RequestTelemetry)  # outermost: sees every response, 413s included
     return app

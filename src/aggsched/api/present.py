@@ -7,6 +7,7 @@ from typing import Any
 
 from aggsched.api import schemas
 from aggsched.api.envelope import timestamp
+from aggsched.engine.maintenance import MaintenanceReport
 from aggsched.store.models import (
     AggregateDefinition,
     AggregateInstance,
@@ -28,9 +29,24 @@ def _id(value: uuid.UUID | None) -> str:
 def batch(row: BuildBatch) -> schemas.Batch:
     return schemas.Batch(
         batchType=row.batch_type, createDate=timestamp(row.create_date),
-        cubeId=str(row.cube_id), endTime=timestamp(row.end_time),
+        cubeId=_id(row.cube_id), endTime=timestamp(row.end_time),
         estimateTime=row.estimate_time, id=str(row.id), organizationId=row.org_id,
-        projectId=str(row.project_id), startTime=timestamp(row.start_time), status=row.status,
+        projectId=_id(row.project_id), startTime=timestamp(row.start_time), status=row.status,
+    )  # fmt: skip
+
+
+def maintenance_items(details: dict[str, Any] | None) -> list[schemas.MaintenanceItem] | None:
+    """The per-item record of a maintenance batch (None for a build batch)."""
+    if not details:
+        return None
+    return [schemas.MaintenanceItem.model_validate(item) for item in details.get("items", [])]
+
+
+def maintenance_run(report: MaintenanceReport) -> schemas.MaintenanceRun:
+    return schemas.MaintenanceRun(
+        batch_id=_id(report.batch_id), organization_id=report.org_id, dry_run=report.dry_run,
+        status=report.status.value, message=report.message,
+        items=maintenance_items(report.details()) or [],
     )  # fmt: skip
 
 
@@ -49,6 +65,7 @@ def batch_detail(row: BuildBatch, instances: list[schemas.BatchInstance]) -> sch
     return schemas.BatchDetail(
         **batch(row).model_dump(), message=row.message or "", requestedBy=row.requested_by,
         jobId=_id(row.job_id), cancelRequested=row.cancel_requested, instances=instances,
+        maintenance=maintenance_items(row.details),
     )  # fmt: skip
 
 

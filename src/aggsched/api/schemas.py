@@ -28,7 +28,8 @@ class Page(BaseModel, Generic[T]):
 
 
 class Batch(BaseModel):
-    """One build batch, as in AtScale's builds history."""
+    """One build batch, as in AtScale's builds history. A ``maintenance`` batch (one
+    organization's maintenance run) has empty ``cubeId`` and ``projectId``."""
 
     batchType: str
     createDate: str = Field(description=TIME)
@@ -68,6 +69,16 @@ class BatchInstance(BaseModel):
     materialization_end_time: str = Field(description=TIME)
 
 
+class MaintenanceItem(BaseModel):
+    """What one maintenance item did (or, in a dry run, would do)."""
+
+    name: str = Field(description="health_check, stray_tables, expired_tables, history, ...")
+    count: int = Field(description="changes made (dry run: that would be made)")
+    actions: list[str]
+    problems: list[str] = Field(description="what could not be checked or done")
+    notes: list[str]
+
+
 class BatchDetail(Batch):
     """A batch with what it did (extension)."""
 
@@ -76,6 +87,20 @@ class BatchDetail(Batch):
     jobId: str
     cancelRequested: bool
     instances: list[BatchInstance]
+    maintenance: list[MaintenanceItem] | None = Field(
+        default=None, description="a maintenance batch: what each item did"
+    )
+
+
+class MaintenanceRun(BaseModel):
+    """One maintenance run of an organization (extension)."""
+
+    batch_id: str = Field(description="the maintenance batch recorded; empty for a dry run")
+    organization_id: str
+    dry_run: bool
+    status: str
+    message: str
+    items: list[MaintenanceItem]
 
 
 # --- schedules ---------------------------------------------------------------------

@@ -15,14 +15,30 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _check_settings() -> None:
+    # every command starts here: an invalid AGGSCHED_* setting stops it, named, with the
+    # values it accepts, before anything runs
+    from aggsched.cli.common import fail
+    from aggsched.config import ConfigError, load_settings
+
+    try:
+        load_settings()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
 def _register_all() -> None:
     from aggsched.cli import (
         admin_cmd,
         batch_cmd,
         build_cmd,
         catalog_cmd,
+        config_cmd,
         cron_cmd,
+        db_cmd,
         demo_cmd,
+        maintenance_cmd,
         node_cmd,
         query_cmd,
         server_cmd,
@@ -30,7 +46,7 @@ def _register_all() -> None:
 
     for module in (
         demo_cmd, catalog_cmd, build_cmd, batch_cmd, query_cmd, server_cmd, node_cmd,
-        admin_cmd, cron_cmd,
+        admin_cmd, cron_cmd, config_cmd, db_cmd, maintenance_cmd,
     ):  # fmt: skip
         module.register(app)
 

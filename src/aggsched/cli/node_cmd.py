@@ -7,10 +7,9 @@ run until SIGTERM/SIGINT, then stop gracefully (builds get the grace period to f
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
+from aggsched.cli.common import node_settings, setup_logging
 from aggsched.config import Settings
 from aggsched.engine.node import Node
 from aggsched.engine.scheduler import LeaseHeldError
@@ -21,12 +20,23 @@ GraceOption = typer.Option(
     None, "--grace", min=0, help="Seconds running builds may finish after SIGTERM "
     "(default AGGSCHED_SHUTDOWN_GRACE_SECONDS)."
 )  # fmt: skip
-LogLevelOption = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR.")
+LogLevelOption = typer.Option(
+    None, "--log-level", help="DEBUG, INFO, WARNING or ERROR (default AGGSCHED_LOG_LEVEL)."
+)
 
 
-def _run(settings: Settings, *, scheduler: bool, workers: bool, grace: float | None) -> None:
+def _run(
+    settings: Settings,
+    *,
+    scheduler: bool,
+    workers: bool,
+    grace: float | None,
+    log_level: str | None = None,
+) -> None:
     if grace is not None:
         settings = settings.model_copy(update={"shutdown_grace_seconds": grace})
+    settings = node_settings(settings)
+    setup_logging(settings, log_level)
     try:
         store = Store.from_settings(settings)
     except StoreError as exc:
@@ -43,22 +53,16 @@ def _run(settings: Settings, *, scheduler: bool, workers: bool, grace: float | N
         store.dispose()
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 def scheduler_command(
     with_workers: bool = typer.Option(
         False, "--with-workers", help="Also run build workers in this process."
     ),
     grace: float | None = GraceOption,
-    log_level: str = LogLevelOption,
+    log_level: str | None = LogLevelOption,
 ) -> None:
-    """Run the scheduler: fire due schedules (several nodes may share one PostgreSQL)."""
-    _logging(log_level)
-    _run(Settings(), scheduler=True, workers=with_workers, grace=grace)
+    """Run the scheduler: fire due schedules (several nodes may share one PostgreSQL)
+    and each organization's maintenance."""
+    _run(Settings(), scheduler=True, workers=with_workers, grace=grace, log_level=log_level)
 
 
 def worker_command(
@@ -69,14 +73,13 @@ def worker_command(
         help="Builds at once (default AGGSCHED_MAX_CONCURRENT_BUILDS).",
     ),
     grace: float | None = GraceOption,
-    log_level: str = LogLevelOption,
+    log_level: str | None = LogLevelOption,
 ) -> None:
     """Run build workers: claim queued batches and build them."""
-    _logging(log_level)
     settings = Settings()
     if concurrency is not None:
         settings = settings.model_copy(update={"max_concurrent_builds": concurrency})
-    _run(settings, scheduler=False, workers=True, grace=grace)
+    _run(settings, scheduler=False, workers=True, grace=grace, log_level=log_level)
 
 
 def register(app: typer.Typer) -> None:

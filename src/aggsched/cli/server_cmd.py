@@ -34,11 +34,18 @@ def run_server(
     import uvicorn
 
     from aggsched.api import create_app
+    from aggsched.cli.common import node_settings, setup_logging
     from aggsched.engine.node import Node
     from aggsched.engine.scheduler import LeaseHeldError
-    from aggsched.store import Store
+    from aggsched.store import Store, StoreError
 
-    store = Store.from_settings(settings)
+    settings = node_settings(settings)
+    setup_logging(settings)
+    try:
+        store = Store.from_settings(settings)
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     node = Node(settings, store, scheduler=scheduler, workers=workers)
     try:
         node.start()
@@ -52,7 +59,9 @@ def run_server(
     try:
         if on_ready:
             on_ready()
-        uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level)
+        # log_config=None: uvicorn's records, the access log included, go through ours
+        uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level,
+                    log_config=None)  # fmt: skip
     finally:
         node.stop()
         store.dispose()

@@ -36,10 +36,11 @@ from aggsched.planning.naming import sanitize
 from aggsched.planning.partials import ROLLUP
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.store import Store, catalog, org_settings, utcnow
+from aggsched.store import Store, batches, catalog, org_settings, utcnow
 from aggsched.store import advisor as records
 from aggsched.store import queries as query_log
 from aggsched.store.models import (
+    BatchStatus,
     Connection,
     Cube,
     DefinitionSubtype,
@@ -287,6 +288,37 @@ class Advisor:
         report.message = _summary(report)
         return report
 
+    def advise_and_record(
+        self,
+        org_id: str,
+        cube_id: uuid.UUID,
+        *,
+        apply: bool,
+        requested_by: str = "",
+        options: AdvisorOptions | None = None,
+    ) -> tuple[AdvisorReport, uuid.UUID]:
+        """`advise`, recorded in the cube's history as an `advisor` batch whose details say
+        what it proposed, created and retired (a failed run is recorded as failed)."""
+        started = self.clock()
+        try:
+            report = self.advise(
+                org_id, cube_id, apply=apply, requested_by=requested_by, options=options
+            )
+            status, details = BatchStatus.DONE, report_json(report)
+        except Exception as exc:
+            report, status = None, BatchStatus.FAILED
+            details = {"error": str(exc)}
+        with self.store.session() as s:
+            cube = catalog.get_cube_by_id(s, org_id, cube_id)
+            message = report.message if report else f"the advisor failed: {details['error']}"
+            batch = batches.record_run(
+                s, cube, BatchType.ADVISOR, status=status, started=started, ended=self.clock(),
+                message=message, details=details, requested_by=requested_by,
+            )  # fmt: skip
+        if report is None:
+            raise AdvisorFailed(message, batch.id)
+        return report, batch.id
+
     def _apply(
         self, org_id: str, cube_id: uuid.UUID, report: AdvisorReport, requested_by: str
     ) -> uuid.UUID | None:
@@ -315,6 +347,46 @@ class Advisor:
                     s, cube, BatchType.MATERIALIZE_PENDING, requested_by=requested_by or "advisor"
                 ).batch.id
         return None
+
+
+class AdvisorFailed(Exception):
+    """The advisor run failed (recorded as a failed `advisor` batch)."""
+
+    def __init__(self, message: str, batch_id: uuid.UUID) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
+
+
+def advise_organization(
+    advisor: Advisor,
+    org_id: str,
+    *,
+    requested_by: str = "advisor",
+    stop: Any = None,
+) -> list[uuid.UUID]:
+    """Apply the advisor to every live cube of the organization that has queries in its
+    lookback window (or demand-defined aggregates to retire); returns the run batches."""
+    with advisor.store.session() as s:
+        opts = AdvisorOptions.load(s, org_id)
+        since = advisor.clock() - opts.lookback
+        cubes = [
+            c.id
+            for p in catalog.list_projects(s, org_id)
+            for c in catalog.list_cubes(s, p.id)
+            if query_log.cube_queries(s, c.id, since, limit=1)
+            or records.demand_definitions(s, c.id)
+        ]
+    runs = []
+    for cube_id in cubes:
+        if stop is not None and stop.is_set():
+            break
+        try:
+            runs.append(advisor.advise_and_record(
+                org_id, cube_id, apply=True, requested_by=requested_by, options=opts
+            )[1])  # fmt: skip
+        except AdvisorFailed as exc:
+            runs.append(exc.batch_id)
+    return runs
 
 
 def _existing(s: Session, cube: Cube) -> list[tuple[selection.Grain, float, str]]:
@@ -513,4 +585,13 @@ def report_json(report: AdvisorReport) -> dict[str, Any]:
     )
 
 
-__all__ = ["Advisor", "AdvisorOptions", "AdvisorReport", "Proposal", "demand_of", "report_json"]
+__all__ = [
+    "Advisor",
+    "AdvisorFailed",
+    "AdvisorOptions",
+    "AdvisorReport",
+    "Proposal",
+    "advise_organization",
+    "demand_of",
+    "report_json",
+]

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
+from aggsched import telemetry
 from aggsched.engine.queueing import queue_batch
 from aggsched.engine.recovery import describe_owner, recover_cube
 from aggsched.planning import lattice, naming, sharedscan, sqlgen, watermark
@@ -174,6 +175,7 @@ class BatchReport:
     status: BatchStatus
     message: str
     steps: list[StepResult] = field(default_factory=list)
+    batch_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -455,9 +457,17 @@ class BatchRunner:
 
     # ------------------------------------------------------------------ batch
     def run(self, batch_id: uuid.UUID, token: CancelToken | None = None) -> BatchReport:
-        """Run a batch this runner's worker has claimed (`inprogress`) to its end."""
+        """Run a batch this runner's worker has claimed (`inprogress`) to its end
+        (logged with its ids and measured: `aggsched.telemetry`)."""
+        with telemetry.observe_batch(batch_id) as observed:
+            report = self._run(batch_id, token)
+            observed.finished(report.batch_type, report.status, report.steps)
+        return report
+
+    def _run(self, batch_id: uuid.UUID, token: CancelToken | None) -> BatchReport:
         token = token or CancelToken()
         ctx = self._load(batch_id)
+        telemetry.bind_log_ids(org_id=ctx.org_id, cube_id=ctx.cube_id)
         settings = BuildSettings.load(self.store, ctx.org_id)
         pool = self._pool
         pool.ensured.clear()  # a schema may have been dropped since the last batch
@@ -842,7 +852,7 @@ class BatchRunner:
                 )
         except ConflictError as lost:  # recovered by another node meanwhile: its call now
             message = f"{message}; not recorded: {lost}"
-        return BatchReport(ctx.batch_id, status, message, results)
+        return BatchReport(ctx.batch_id, status, message, results, ctx.batch_type.value)
 
     def _close_broken(self, batch_id: uuid.UUID, message: str) -> None:
         """Best effort, so nothing stays `inprogress` when the store itself failed: the

@@ -23,8 +23,11 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from aggsched import telemetry
 from aggsched.config import Settings
 from aggsched.engine.builds import WarehouseOpener
+from aggsched.engine.maintenance import MaintenanceScheduler
+from aggsched.engine.presence import Presence
 from aggsched.engine.scheduler import Clock, Scheduler, SchedulerOptions
 from aggsched.engine.workers import Housekeeper, WorkerOptions, WorkerPool
 from aggsched.store import Store, utcnow
@@ -65,6 +68,15 @@ class Node:
         self._stop_requested = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = False
+        # operations: each organization's maintenance fires with the schedules, and the
+        # node's presence lease counts it in aggsched_nodes_alive
+        s_after = settings.stale_after_seconds
+        self.maintenance = (
+            MaintenanceScheduler(store, node_id=self.node_id, opener=self.opener, clock=clock,
+                                 heartbeat_seconds=settings.heartbeat_seconds)
+            if scheduler else None
+        )  # fmt: skip
+        self.presence = Presence(store, self.node_id, timedelta(seconds=s_after))
         self.scheduler = self._make_scheduler(clock) if scheduler else None
         self.workers = (
             self._make_workers(environ) if workers and settings.max_concurrent_builds else None
@@ -81,8 +93,10 @@ class Node:
             idle_seconds=s.scheduler_idle_seconds,
             lease_ttl=timedelta(seconds=s.scheduler_lease_seconds),
         )
+        also_due = [self.maintenance.tick] if self.maintenance else []
         return Scheduler(self.store, node_id=self.node_id, options=options, clock=clock,
-                         feed=self.feed)  # fmt: skip
+                         feed=self.feed, on_fired=telemetry.schedules_fired,
+                         also_due=also_due)  # fmt: skip
 
     def _make_workers(self, env: Mapping[str, str]) -> WorkerPool:
         s = self.settings
@@ -108,6 +122,9 @@ class Node:
         if self.scheduler is not None and self.scheduler.uses_lease:
             self.scheduler.acquire_lease()
         self._stop.clear()
+        if self.maintenance is not None:
+            self.maintenance.start()
+        self.presence.start()
         self.feed.start()
         if self.scheduler is not None:
             thread = threading.Thread(target=self.scheduler.run, args=(self._stop,),
@@ -128,6 +145,8 @@ class Node:
         if not self._started:
             return
         self._stop.set()
+        if self.maintenance is not None:  # stops after its current item, alongside builds
+            self.maintenance.request_stop()
         if self.scheduler is not None:
             self.scheduler.wake()
         for thread in self._threads:
@@ -140,6 +159,9 @@ class Node:
                 log.warning("node %s: cancelled %d build(s) at shutdown", self.node_id,
                             len(cancelled))  # fmt: skip
         self.housekeeper.stop()
+        if self.maintenance is not None:
+            self.maintenance.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        self.presence.stop()
         if self.scheduler is not None:
             self.scheduler.release_lease()
         self.feed.stop()

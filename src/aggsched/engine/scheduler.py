@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy.orm import Session
 
+from aggsched import telemetry
 from aggsched.cron import CronError, CronExpression
 from aggsched.engine.queueing import queue_batch
 from aggsched.planning.plan import BatchType
@@ -160,7 +161,8 @@ def fire_due(
     claimed = schedules.claim_due_schedules(session, now, limit)
     fired: list[Firing] = []
     for schedule in sorted(claimed, key=lambda s: (str(s.cube_id), s.next_fire_at)):
-        firing = fire_schedule(session, schedule, now, misfire_threshold)
+        with telemetry.log_context(job_id=schedule.job_id, org_id=schedule.org_id):
+            firing = fire_schedule(session, schedule, now, misfire_threshold)
         if firing is not None:
             fired.append(firing)
     if any(not f.coalesced for f in fired):
@@ -202,12 +204,16 @@ class Scheduler:
         clock: Clock = utcnow,
         feed: ChangeFeed | None = None,
         on_fired: Callable[[list[Firing]], None] | None = None,
+        also_due: Sequence[Callable[[datetime], object]] = (),
     ) -> None:
         self.store = store
         self.node_id = node_id
         self.options = options or SchedulerOptions()
         self.clock = clock
         self.on_fired = on_fired
+        # other due work fired on each tick under the same one-node-per-fire guarantee
+        # (each organization's maintenance: engine.maintenance.MaintenanceScheduler.tick)
+        self.also_due = list(also_due)
         self._wake = threading.Event()
         self._lease_until: datetime | None = None
         if feed is not None:
@@ -277,6 +283,8 @@ class Scheduler:
                 break
         if fired and self.on_fired is not None:
             self.on_fired(fired)
+        for fire_due_too in self.also_due:
+            fire_due_too(self.clock())
         return fired
 
     def next_wake(self) -> datetime | None:

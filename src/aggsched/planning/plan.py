@@ -22,6 +22,15 @@ class BatchType(StrEnum):
     MATERIALIZE_PENDING = "materialize-pending-instances"
     INCREMENTAL_REBUILD = "incremental-rebuild"
     FULL_REBUILD = "full-rebuild"
+    #: not a build: one organization's maintenance run, recorded as a batch (no cube)
+    MAINTENANCE = "maintenance"
+    #: not a build: one advisor run on a cube (what it proposed, created and retired)
+    ADVISOR = "advisor"
+
+    @property
+    def is_build(self) -> bool:
+        """A batch a worker builds (the others are records of runs made elsewhere)."""
+        return self not in (BatchType.MAINTENANCE, BatchType.ADVISOR)
 
 
 class StepMode(StrEnum):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
-from aggsched.store.models import BatchStatus, BatchType, BuildBatch
+from aggsched.store.models import BatchStatus, BatchType, BuildBatch, Cube
 from aggsched.store.queue import claim_next_batch, recover_stale_batches
 from aggsched.store.types import utcnow
 
@@ -47,16 +48,45 @@ def create_batch(
     now: datetime | None = None,
 ) -> BuildBatch:
     """Queue a new ``pending`` batch for one cube."""
+    builds = [t for t in BatchType if t.is_build]
     try:
         kind = BatchType(str(batch_type)).value
-    except ValueError as exc:
-        allowed = ", ".join(t.value for t in BatchType)
-        raise InvalidValueError(f"batch type {batch_type!r} is not one of: {allowed}") from exc
+    except ValueError:
+        kind = None
+    if kind is None or not BatchType(kind).is_build:  # never queued for a worker
+        allowed = ", ".join(t.value for t in builds)
+        raise InvalidValueError(f"batch type {batch_type!r} is not one of: {allowed}")
     batch = BuildBatch(
         org_id=org_id, project_id=project_id, cube_id=cube_id, batch_type=kind,
         status=BatchStatus.PENDING.value, create_date=now or utcnow(),
         requested_by=requested_by, job_id=job_id, execution_id=execution_id,
         estimate_time=estimate_time,
+    )  # fmt: skip
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def record_run(
+    session: Session,
+    cube: Cube,
+    batch_type: BatchType,
+    *,
+    status: BatchStatus,
+    started: datetime,
+    ended: datetime,
+    message: str,
+    details: dict[str, Any] | None = None,
+    requested_by: str = "",
+) -> BuildBatch:
+    """Record a finished run that is not a build (an advisor run) in the cube's history."""
+    if batch_type.is_build:
+        raise InvalidValueError(f"{batch_type.value} batches are queued, not recorded")
+    batch = BuildBatch(
+        org_id=cube.org_id, project_id=cube.project_id, cube_id=cube.id,
+        batch_type=batch_type.value, status=status.value, create_date=started,
+        start_time=started, end_time=ended, message=message[:4000], details=details,
+        requested_by=requested_by, attempts=1,
     )  # fmt: skip
     session.add(batch)
     session.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,3 +58,12 @@ def lease_holder(session: Session, name: str, now: datetime | None = None) -> st
     if lease is None or lease.expires_at <= (now or utcnow()):
         return None
     return lease.holder
+
+
+def live_holders(session: Session, prefix: str, now: datetime | None = None) -> list[str]:
+    """Holders of the unexpired leases whose name starts with ``prefix`` (compared
+    literally: ``_`` and ``%`` are not wildcards)."""
+    stmt = select(Lease.holder).where(
+        Lease.name.startswith(prefix, autoescape=True), Lease.expires_at > (now or utcnow())
+    )
+    return sorted(session.scalars(stmt))

@@ -337,7 +337,12 @@ class Execution(Base):
 
 
 class BuildBatch(Base):
-    """One run of the build engine for one cube, queued then claimed by a worker."""
+    """One run of the build engine for one cube, queued then claimed by a worker.
+
+    A ``maintenance`` batch records one maintenance run of a whole organization: it has
+    no project or cube (both NULL) and keeps what each maintenance item did in
+    ``details``; it is never ``pending``, so build workers never claim one.
+    """
 
     __tablename__ = "build_batches"
     __table_args__ = (
@@ -356,8 +361,10 @@ class BuildBatch(Base):
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
-    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    cube_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
     batch_type: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(32), default=BatchStatus.PENDING.value)
     create_date: Mapped[datetime] = _created()
@@ -374,6 +381,25 @@ class BuildBatch(Base):
     heartbeat_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    details: Mapped[dict[str, Any] | None]
+
+
+class MaintenanceSchedule(Base):
+    """When an organization's upkeep job fires next: ``maintenance`` (health checks,
+    stray tables, history) and ``advisor`` (demand-defined aggregates), one row each.
+
+    The cron expression is the organization's setting for the job; the copy kept here
+    shows when the setting changed, so the next fire is recomputed.
+    """
+
+    __tablename__ = "maintenance_schedules"
+    org_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    job: Mapped[str] = mapped_column(String(32), primary_key=True, default="maintenance")
+    time_expression: Mapped[str] = mapped_column(String(255))
+    next_fire_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = _updated()
 
 
 class SizeEstimate(Base):
@@ -457,6 +483,7 @@ __all__ = [
     "Execution",
     "InstanceStatus",
     "Lease",
+    "MaintenanceSchedule",
     "Membership",
     "OrgSetting",
     "Organization",

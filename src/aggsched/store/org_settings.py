@@ -6,11 +6,13 @@ row means "default" and a bad value is refused when it is set, not when a build 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from aggsched.cron import CronError, CronExpression
 from aggsched.store.errors import InvalidValueError
 from aggsched.store.models import OrgSetting
 
@@ -24,6 +26,15 @@ class SettingSpec:
     type: type[bool] | type[int] | type[str]
     default: SettingValue
     help: str
+    #: raises ValueError (with the reason) for a text value the key does not accept
+    check: Callable[[str], object] | None = None
+
+
+def _utc_cron(text: str) -> CronExpression:
+    try:
+        return CronExpression.parse(text, "UTC")
+    except CronError as exc:
+        raise ValueError(f"not a Quartz cron expression: {exc}") from exc
 
 
 SETTINGS: dict[str, SettingSpec] = {
@@ -51,12 +62,57 @@ SETTINGS: dict[str, SettingSpec] = {
         int, 0, "a rebuilt aggregate with this many percent fewer rows than the active one "
         "does not replace it (0 = off; an empty table never replaces a non-empty one)"
     ),
+    "aggregates.system.advise.enabled": SettingSpec(
+        bool, True, "false: the advisor does not run on its schedule (it can still be run "
+        "with `aggsched advise` or the API)"
+    ),
+    "aggregates.system.advise.schedule": SettingSpec(
+        str, "0 0 * * * ?", "Quartz cron expression, evaluated in UTC, of the advisor's "
+        "runs (each cube with logged queries gets demand-defined aggregates)",
+        check=_utc_cron,
+    ),
+    "aggregates.system.lookbackDays": SettingSpec(
+        int, 7, "days of the query log the advisor learns from"
+    ),
+    "aggregates.system.maxRows": SettingSpec(
+        int, 0, "total estimated rows the aggregates of one cube may hold (existing ones "
+        "count); 0 = a quarter of the largest queried fact's rows"
+    ),
+    "aggregates.system.maxPerCube": SettingSpec(
+        int, 20, "aggregates one cube may hold, existing ones included"
+    ),
+    "aggregates.system.minBenefit": SettingSpec(
+        int, 0, "the smallest benefit (weighted rows saved) worth a new aggregate"
+    ),
+    "aggregates.system.dropAfterDays": SettingSpec(
+        int, 14, "a demand-defined aggregate no query used for this many days is retired"
+    ),
     "queries.timeoutSeconds": SettingSpec(
         int, 60, "seconds a semantic query may run in the warehouse before it is cancelled "
         "(answered 504); 0 = no limit"
     ),
     "queries.retentionDays": SettingSpec(
         int, 30, "days the query log keeps each query (pruned by the server)"
+    ),
+    "aggregates.maintenance.enabled": SettingSpec(
+        bool, True, "false: maintenance never fires on its schedule (it can still be run "
+        "with `aggsched maintenance run` or the API)"
+    ),
+    "aggregates.maintenance.schedule": SettingSpec(
+        str, "0 0 4 * * ?", "Quartz cron expression, evaluated in UTC, of the "
+        "organization's maintenance (health checks, stray tables, history pruning)",
+        check=_utc_cron,
+    ),
+    "aggregates.maintenance.batchRetentionDays": SettingSpec(
+        int, 90, "maintenance deletes finished batches older than this, keeping each "
+        "cube's newest ones (0 = keep every batch)"
+    ),
+    "aggregates.maintenance.batchesKeptPerCube": SettingSpec(
+        int, 100, "newest batches of each cube kept whatever their age"
+    ),
+    "aggregates.maintenance.executionRetentionDays": SettingSpec(
+        int, 90, "maintenance deletes schedule executions older than this, keeping each "
+        "schedule's latest (0 = keep every execution)"
     ),
 }  # fmt: skip
 
@@ -84,6 +140,12 @@ def parse_setting(key: str, raw: str) -> SettingValue:
         if value < 0:
             raise InvalidValueError(f"setting {key!r} must be 0 or more, got {value}")
         return value
+    if spec.check is not None:
+        try:
+            spec.check(text)
+        except ValueError as exc:
+            raise InvalidValueError(f"setting {key!r}: {exc}") from exc
+        return text
     return raw
 
 
@@ -100,6 +162,13 @@ def get_int_setting(session: Session, org_id: str, key: str) -> int:
     value = get_setting(session, org_id, key)
     if type(value) is not int:
         raise InvalidValueError(f"setting {key!r} is not an integer setting")
+    return value
+
+
+def get_str_setting(session: Session, org_id: str, key: str) -> str:
+    value = get_setting(session, org_id, key)
+    if not isinstance(value, str):
+        raise InvalidValueError(f"setting {key!r} is not a text setting")
     return value
 
 

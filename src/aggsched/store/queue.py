@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from aggsched.store.models import BatchStatus, BuildBatch, Schedule
+from aggsched.store.models import BatchStatus, BatchType, BuildBatch, Schedule
 from aggsched.store.types import utcnow
 
 PENDING = BatchStatus.PENDING.value
@@ -160,14 +160,17 @@ def recover_stale_batches(
     A batch already claimed ``max_attempts`` times becomes ``failed``; the others go back
     to ``pending`` so another worker picks them up. Returns the batches changed. With
     ``org_id`` only that organization's batches (each has its own max attempts setting);
-    with ``cube_id`` or ``batch_id`` only that cube's or that batch.
+    with ``cube_id`` or ``batch_id`` only that cube's or that batch. A maintenance run is
+    never re-queued (no worker runs one): it fails, and the next fire runs maintenance
+    again.
     """
     when = now or utcnow()
     conditions = _stale(stale_before, org_id, cube_id, batch_id)
     stale = select(BuildBatch).where(*conditions).with_for_update(skip_locked=True)
     batches = list(session.scalars(stale))
     for batch in batches:
-        if batch.cancel_requested or batch.attempts >= max_attempts:
+        spent = batch.attempts >= max_attempts or batch.batch_type == BatchType.MAINTENANCE
+        if batch.cancel_requested or spent:
             batch.status = (
                 BatchStatus.CANCELLED.value if batch.cancel_requested else BatchStatus.FAILED.value
             )
