@@ -19,6 +19,7 @@ from aggsched.engine.builds import BatchRunner
 from aggsched.engine.node import Node
 from aggsched.engine.presence import Presence
 from aggsched.planning.plan import BatchType
+from aggsched.planning.query import AttributeRef, Query
 from aggsched.store import Store, batches, queue, utcnow
 from engine.tpch_project import AGGREGATES, make_repo, publish_tpch
 from scheduler.sched_helpers import add_schedule
@@ -35,7 +36,8 @@ def test_maintenance_needs_a_manager_and_a_dry_run_records_nothing(api: ApiEnv) 
     body = dry.json()["response"]
     assert body["dry_run"] is True and body["batch_id"] == "" and body["status"] == "done"
     assert [i["name"] for i in body["items"]] == [
-        "health_check", "stray_tables", "expired_tables", "history",
+        "health_check", "stable_views", "stray_tables", "expired_tables", "history",
+        "query_log",
     ]  # fmt: skip
     listed = api.client.get(HISTORY, params={"batchType": "maintenance"}, headers=api.headers())
     assert listed.json()["response"]["total"] == 0
@@ -133,6 +135,17 @@ def test_metrics_move_after_a_build_a_fire_and_requests(built_env: ApiEnv) -> No
     built = [step for step in report.steps if step.status == "active"]
     assert report.status == "done" and built, report.message
 
+    # a query from the aggregate just built, one from the base tables
+    service = client.app.state.queries
+    from_aggregate = service.run(
+        "default", env.cube_id, Query(("m_c_custkey_count",), (AttributeRef("Customer Region"),))
+    )
+    assert from_aggregate.served_by[0].definition == "customers_by_region"
+    from_base = service.run(
+        "default", env.cube_id, Query(("m_c_custkey_count",), (AttributeRef("Customer Country"),))
+    )
+    assert from_base.served_from == "base"
+
     # a schedule fire through a node's scheduler (injected clock, no threads started)
     now = utcnow()
     add_schedule(env.store, env.cube_id, "0/5 * * * * ?", after=now - timedelta(seconds=10))
@@ -170,6 +183,14 @@ def test_metrics_move_after_a_build_a_fire_and_requests(built_env: ApiEnv) -> No
     assert value(after, "aggsched_schedule_fire_lateness_seconds_count") >= value(
         before, "aggsched_schedule_fire_lateness_seconds_count"
     ) + len(fired)
+    for served_by in ("customers_by_region", "base"):
+        assert (
+            value(after, "aggsched_queries_total", served_by=served_by)
+            == value(before, "aggsched_queries_total", served_by=served_by) + 1
+        )
+        assert value(after, "aggsched_query_duration_seconds_count", served_by=served_by) == (
+            value(before, "aggsched_query_duration_seconds_count", served_by=served_by) + 1
+        )
     # cluster gauges, read from the store at scrape time
     assert value(after, "aggsched_queue_depth") == len({f.batch_id for f in fired})
     assert value(after, "aggsched_builds_running") == 0

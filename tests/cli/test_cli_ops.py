@@ -121,7 +121,8 @@ def test_maintenance_run_dry_run_and_json(cli):
     dry = json.loads(cli("maintenance", "run", "--dry-run", "--json"))
     assert dry["dry_run"] is True and dry["batch_id"] == ""
     assert [i["name"] for i in dry["items"]] == [
-        "health_check", "stray_tables", "expired_tables", "history",
+        "health_check", "stable_views", "stray_tables", "expired_tables", "history",
+        "query_log",
     ]  # fmt: skip
     real = json.loads(cli("maintenance", "run", "--json"))
     assert real["status"] == "done" and real["batch_id"]

@@ -263,16 +263,19 @@ def test_views_follow_the_active_instance(example: Example) -> None:
 
 
 def test_query_log_retention_prunes_old_queries(example: Example) -> None:
+    """Maintenance deletes logged queries older than queries.retentionDays."""
     import datetime as dt
 
-    from aggsched.engine.queries import prune_query_log
+    from aggsched.engine.maintenance import run_maintenance
 
     example.service.run("default", example.cube, Query(("revenue",)))
     with example.store.session() as s:
         org_settings.set_setting(s, "default", "queries.retentionDays", "1")
         _, before = query_log.list_queries(s, "default")
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-    assert prune_query_log(example.store, now=later) == before
+    report = run_maintenance(example.store, "default", clock=lambda: later)
+    (item,) = [i for i in report.items if i.name == "query_log"]
+    assert item.count == before
     with example.store.session() as s:
         assert query_log.list_queries(s, "default")[1] == 0
         org_settings.set_setting(s, "default", "queries.retentionDays", "30")

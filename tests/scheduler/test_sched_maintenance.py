@@ -63,7 +63,8 @@ def test_maintenance_fires_daily_at_four_utc_through_the_scheduler(tmp_path: Pat
         assert run.worker_id == "node-a/maintenance" and run.create_date == clock.now
         assert run.requested_by == "maintenance schedule '0 0 4 * * ?' (UTC)"
         assert [i["name"] for i in run.details["items"]] == [
-            "health_check", "stray_tables", "expired_tables", "history",
+            "health_check", "stable_views", "stray_tables", "expired_tables", "history",
+            "query_log",
         ]  # fmt: skip
         assert _next(store, "default") == datetime(2030, 3, 2, 4, tzinfo=UTC)
         clock.now += timedelta(minutes=5)

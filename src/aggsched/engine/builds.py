@@ -964,10 +964,14 @@ def drop_expired_tables(store: Store, warehouses: WarehouseOpener | _Pool, limit
             (i.id, i.org_id, i.connection_id, i.table_schema, i.table_name)
             for i in catalog.instances_to_drop(s, limit=limit)
         ]
-        views = [
-            (d.id, d.org_id, d.connection_id, d.view_schema, d.view_name)
-            for d in catalog.views_to_drop(s, limit=limit)
-        ]
+        # a view must go before the table it selects from (PostgreSQL refuses otherwise)
+        doomed = catalog.views_to_drop(s, limit=limit)
+        doomed += catalog.views_on(s, [(d[3], d[4]) for d in due if d[3] and d[4]])
+        views = list(
+            dict.fromkeys(
+                (d.id, d.org_id, d.connection_id, d.view_schema, d.view_name) for d in doomed
+            )
+        )
         urls = {
             (c.org_id, c.name): c.url
             for org in {d[1] for d in due} | {v[1] for v in views}

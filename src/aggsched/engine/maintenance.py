@@ -42,6 +42,7 @@ from aggsched.engine.builds import WarehouseOpener, drop_expired_tables
 from aggsched.engine.scheduler import next_fire_time
 from aggsched.store import Store, batches, catalog, org_settings, retention, utcnow
 from aggsched.store import maintenance as records
+from aggsched.store import queries as query_log
 from aggsched.store.errors import ConflictError, StoreError
 from aggsched.store.models import AggregateInstance, BatchStatus, BatchType
 from aggsched.store.org_settings import SettingValue
@@ -186,6 +187,74 @@ def check_active_instances(ctx: MaintenanceContext) -> ItemResult:
     return result
 
 
+def repair_views(ctx: MaintenanceContext) -> ItemResult:
+    """Each definition's stable view selects from its active table: a missing one is
+    created, one pointing at another table is switched; a view of a definition with no
+    active table (it would point nowhere) is dropped. Views aggsched did not make are
+    never touched."""
+    result = ItemResult("stable_views")
+    with ctx.store.session() as s:
+        wanted = records.view_targets(s, ctx.org_id)
+        urls = {c.name: c.url for c in records.org_connections(s, ctx.org_id)}
+    listed: dict[tuple[str, str], set[str]] = {}
+    for v in wanted:
+        url = urls.get(v.connection)
+        schema = v.target_schema or v.view_schema
+        if url is None or schema is None:
+            continue
+        try:
+            key = (url, schema.lower())
+            if key not in listed:
+                listed[key] = {n.lower() for n in ctx.warehouse(url).list_views(schema)}
+            exists = v.view_name.lower() in listed[key]
+            wh = ctx.warehouse(url)
+            if v.target_table is None:
+                if not exists and v.view_table is None:
+                    continue
+                if ctx.dry_run:
+                    result.did(f"would drop view {schema}.{v.view_name} (no active table)")
+                    continue
+                wh.drop_view(schema, v.view_name)
+                with ctx.store.session() as s:
+                    catalog.set_view(s, v.definition_id, None, None)
+                result.did(f"dropped view {schema}.{v.view_name}: no active table")
+                continue
+            if exists and v.view_table == v.target_table and v.view_schema == schema:
+                continue
+            if v.target_table.lower() not in {t.lower() for t in _tables_in(ctx, url, schema)}:
+                result.notes.append(f"{v.view_name}: its table is missing (see health_check)")
+                continue
+            if ctx.dry_run:
+                result.did(f"would point view {schema}.{v.view_name} at {v.target_table}")
+                continue
+            wh.replace_view(schema, v.view_name, v.target_table)
+            with ctx.store.session() as s:
+                catalog.set_view(s, v.definition_id, schema, v.target_table)
+            result.did(f"pointed view {schema}.{v.view_name} at {schema}.{v.target_table}")
+        except WarehouseError as exc:
+            result.problems.append(f"view {v.view_name} on {redact_url(url)}: {exc}")
+    return result
+
+
+def prune_query_log(ctx: MaintenanceContext) -> ItemResult:
+    """Query-log rows older than `queries.retentionDays` (the advisor reads a window of
+    days; hit counts come from what is kept)."""
+    result = ItemResult("query_log")
+    days = ctx.int_setting("queries.retentionDays")
+    if days <= 0:
+        return result
+    older = timedelta(days=days)
+    with ctx.store.session() as s:
+        if ctx.dry_run:
+            gone = query_log.count_older(s, ctx.org_id, ctx.now - older)
+        else:
+            gone = query_log.prune_queries(s, older, now=ctx.now, org_id=ctx.org_id)
+    if gone:
+        verb = "would delete" if ctx.dry_run else "deleted"
+        result.did(f"{verb} {gone} logged quer(ies) older than {days} days", gone)
+    return result
+
+
 def drop_stray_tables(ctx: MaintenanceContext) -> ItemResult:
     """Tables named like aggregate tables that no instance (of any organization) owns:
     left by a crash between CREATE and the store write, or by a restored database."""
@@ -293,9 +362,11 @@ def _in_chunks(
 #: the maintenance items, in the order they run (one function each; see the docstring)
 ITEMS: tuple[tuple[str, MaintenanceItem], ...] = (
     ("health_check", check_active_instances),
+    ("stable_views", repair_views),
     ("stray_tables", drop_stray_tables),
     ("expired_tables", drop_expired),
     ("history", prune_history),
+    ("query_log", prune_query_log),
 )
 
 

@@ -20,10 +20,11 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from aggsched import telemetry
 from aggsched.planning import navigate, sqlgen
 from aggsched.planning.cube import CubeSpec
 from aggsched.planning.lattice import Candidate, Source
@@ -246,6 +247,8 @@ class QueryService:
         result.columns = list(zip(planned.columns, (t for _, t in result.columns), strict=True))
         result.duration_ms = (time.perf_counter() - started) * 1000
         result.query_id = self._log(loaded, query, resolved, result, username)
+        served = ", ".join(sorted({p.definition or "base" for p in result.served_by}))
+        telemetry.query_served(served, result.duration_ms / 1000)
         return result
 
     # ------------------------------------------------------------------ store reads
@@ -327,18 +330,6 @@ class QueryService:
                 duration_ms=result.duration_ms, planning_ms=result.planning_ms,
                 rows=len(result.rows), error=error, sql=result.sql, hits=hits,
             )  # fmt: skip
-
-
-def prune_query_log(store: Store, now: datetime | None = None) -> int:
-    """Drop query-log rows past each organization's `queries.retentionDays`; returns how
-    many (run by every node's housekeeping, at most hourly)."""
-    removed = 0
-    with store.session() as s:
-        for org in catalog.list_orgs(s):
-            days = org_settings.get_int_setting(s, org.id, "queries.retentionDays")
-            if days > 0:
-                removed += query_log.prune_queries(s, timedelta(days=days), now=now, org_id=org.id)
-    return removed
 
 
 def grain_of(part: Part) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from aggsched.engine.builds import BatchRunner, CancelToken, WarehouseOpener, drop_expired_tables
-from aggsched.engine.queries import prune_query_log
 from aggsched.engine.queueing import queue_batch
 from aggsched.engine.recovery import WORKER_LOST, Recovered, recover
 from aggsched.store import Store, batches, catalog, queue, utcnow
@@ -232,12 +231,8 @@ class WorkerPool:
             log.warning("batch %s cancelled by shutdown, not re-queued: %s", claimed.batch_id, exc)
 
 
-PRUNE_EVERY_SECONDS = 3600.0
-
-
 class Housekeeper:
-    """Periodic recovery of lost workers' batches (and their partial tables), and pruning
-    of the query log."""
+    """Periodic recovery of lost workers' batches (and their partial tables)."""
 
     def __init__(
         self,
@@ -252,7 +247,6 @@ class Housekeeper:
         self.opener = opener
         self.on_recovered = on_recovered
         self.interval = max(0.2, stale_after.total_seconds() / 4)
-        self._pruned = float("-inf")  # the query log is pruned at the first run, then hourly
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -261,9 +255,6 @@ class Housekeeper:
                                          opener=self.opener)  # fmt: skip
         if recovered and self.on_recovered is not None:
             self.on_recovered(recovered)
-        if time.monotonic() - self._pruned >= PRUNE_EVERY_SECONDS:
-            self._pruned = time.monotonic()
-            prune_query_log(self.store)
         return recovered
 
     def start(self) -> None:

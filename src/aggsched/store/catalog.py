@@ -750,6 +750,16 @@ def set_view(
     session.flush()
 
 
+def views_on(session: Session, tables: Iterable[tuple[str, str]]) -> list[AggregateDefinition]:
+    """Definitions whose view selects from one of these (schema, table)s."""
+    wanted = list(tables)
+    if not wanted:
+        return []
+    names = {t for _, t in wanted}
+    stmt = select(AggregateDefinition).where(AggregateDefinition.view_table.in_(names))
+    return [d for d in session.scalars(stmt) if (d.view_schema, d.view_table) in set(wanted)]
+
+
 def views_to_drop(session: Session, limit: int = 500) -> list[AggregateDefinition]:
     """Views of definitions that a republish removed or made invalid."""
     stmt = (

@@ -290,3 +290,51 @@ def owned_tables(session: Session, schemas: Iterable[str]) -> set[tuple[str, str
         )
     )
     return {(schema or "", table or "") for schema, table in session.execute(stmt.distinct())}
+
+
+@dataclass(frozen=True)
+class ViewTarget:
+    """A definition's stable view: where it is recorded to point, and where it should
+    (the active instance's table; None when the definition has no active table)."""
+
+    definition_id: uuid.UUID
+    connection: str
+    view_name: str
+    view_schema: str | None
+    view_table: str | None
+    target_schema: str | None
+    target_table: str | None
+
+
+def view_targets(session: Session, org_id: str) -> list[ViewTarget]:
+    """The organization's definitions that have (or should have) a stable view."""
+    active = {
+        i.definition_id: i
+        for i in session.scalars(
+            select(AggregateInstance).where(
+                AggregateInstance.org_id == org_id,
+                AggregateInstance.status == InstanceStatus.ACTIVE.value,
+            )
+        )
+    }
+    found = []
+    stmt = select(AggregateDefinition).where(
+        AggregateDefinition.org_id == org_id, AggregateDefinition.view_name.is_not(None)
+    )
+    for d in session.scalars(stmt):
+        live = d.removed_at is None and d.invalid_reason is None
+        inst = active.get(d.id) if live else None
+        if inst is None and d.view_table is None:
+            continue
+        found.append(
+            ViewTarget(
+                d.id,
+                d.connection_id,
+                d.view_name or "",
+                d.view_schema,
+                d.view_table,
+                inst.table_schema if inst else None,
+                inst.table_name if inst else None,
+            )
+        )
+    return found

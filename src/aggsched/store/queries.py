@@ -167,6 +167,11 @@ def definition_hits(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUI
     return {row[0]: HitStats(row[1], row[2]) for row in session.execute(stmt)}
 
 
+def count_older(session: Session, org_id: str, before: datetime) -> int:
+    stmt = select(func.count()).where(QueryLog.org_id == org_id, QueryLog.created_at < before)
+    return int(session.scalar(stmt) or 0)
+
+
 def prune_queries(
     session: Session,
     older_than: timedelta,

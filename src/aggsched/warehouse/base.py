@@ -144,6 +144,15 @@ class Warehouse(ABC):
             return [n for n in names if n.lower().startswith(prefix.lower())]
         return [n for n in names if n.startswith(prefix)]
 
+    def list_views(self, schema: str) -> list[str]:
+        """Names of the views in ``schema`` (sorted)."""
+        sql = self.render(
+            sqlbuild.list_tables(
+                schema, case_insensitive=self.case_insensitive_identifiers, kind="VIEW"
+            )
+        )
+        return [row[0] for row in self.fetch_all(sql)]
+
     def table_exists(self, schema: str, table: str) -> bool:
         """True when ``schema.table`` exists as a base table."""
         names = self.list_tables(schema, table)

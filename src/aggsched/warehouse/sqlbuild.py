@@ -80,8 +80,9 @@ def csv_params() -> list[exp.CopyParameter]:
     ]
 
 
-def list_tables(schema: str, *, case_insensitive: bool) -> exp.Select:
-    """Base tables of ``schema`` in the current database, sorted by name."""
+def list_tables(schema: str, *, case_insensitive: bool, kind: str = "BASE TABLE") -> exp.Select:
+    """Base tables (or, with ``kind="VIEW"``, views) of ``schema`` in the current database,
+    sorted by name."""
     schema_col: exp.Expression = exp.column("table_schema")
     wanted: exp.Expression = exp.Literal.string(schema)
     if case_insensitive:
@@ -91,6 +92,6 @@ def list_tables(schema: str, *, case_insensitive: bool) -> exp.Select:
         .from_(exp.table_("tables", db="information_schema"))
         .where(exp.column("table_catalog").eq(exp.func("current_database")))
         .where(schema_col.eq(wanted))
-        .where(exp.column("table_type").eq(exp.Literal.string("BASE TABLE")))
+        .where(exp.column("table_type").eq(exp.Literal.string(kind)))
         .order_by(exp.column("table_name"))
     )
