@@ -20,6 +20,7 @@ from aggsched.api.auth import Authenticator
 from aggsched.api.envelope import ErrorEnvelope
 from aggsched.api.observability import RequestTelemetry
 from aggsched.api.routers import (
+    advisor,
     aggregates,
     builds,
     catalog,
@@ -110,7 +111,17 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.totals = TotalCounter(store)
     app.state.gauges = metrics.store_registry(store)
     errors.install(app)
-    for module in (system, metrics, builds, schedules, aggregates, catalog, maintenance, queries):
+    for module in (
+        system,
+        metrics,
+        builds,
+        schedules,
+        aggregates,
+        catalog,
+        maintenance,
+        queries,
+        advisor,
+    ):
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:

@@ -137,7 +137,7 @@ def definition(
         project_id=str(row.project_id), cube_id=str(row.cube_id), cube_name=cube_name,
         connection_id=row.connection_id, attributes=attributes, stats=stats,
         latest_instance=instance(latest, latest_hits) if latest else None, blocked=row.blocked,
-        status=status, invalid_reason=row.invalid_reason,
+        status=status, invalid_reason=row.invalid_reason, justification=row.justification,
     )  # fmt: skip
 
 

@@ -6,7 +6,7 @@ documented per field. Timestamps are strings in ``envelope.timestamp`` format.
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -222,6 +222,11 @@ class DefinitionOut(BaseModel):
     status: str = Field(description="active | pending | invalid (derived from instances)")
     invalid_reason: str | None = Field(
         None, description="why the model's aggregate cannot be built as written"
+    )
+    justification: dict[str, Any] | None = Field(
+        None,
+        description="a demand-defined aggregate's reasons: the logged queries that justified "
+        "it, its estimated benefit and rows",
     )
 
 

@@ -31,6 +31,7 @@ def _check_settings() -> None:
 def _register_all() -> None:
     from aggsched.cli import (
         admin_cmd,
+        advise_cmd,
         batch_cmd,
         build_cmd,
         catalog_cmd,
@@ -46,7 +47,7 @@ def _register_all() -> None:
 
     for module in (
         demo_cmd, catalog_cmd, build_cmd, batch_cmd, query_cmd, server_cmd, node_cmd,
-        admin_cmd, cron_cmd, config_cmd, db_cmd, maintenance_cmd,
+        admin_cmd, cron_cmd, config_cmd, db_cmd, maintenance_cmd, advise_cmd,
     ):  # fmt: skip
         module.register(app)
 

@@ -181,6 +181,7 @@ def projects(org: str = OrgOption, as_json: bool = JsonOption) -> None:
                             if d.invalid_reason
                             else (latest[0].status if latest else None),
                             "invalid_reason": d.invalid_reason,
+                            "justification": d.justification,
                             "table": f"{active.table_schema}.{active.table_name}"
                             if active
                             else None,

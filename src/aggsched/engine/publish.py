@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from aggsched.engine.queueing import queue_batch
 from aggsched.planning.aggregates import definition_spec
-from aggsched.planning.cube import cube_spec
+from aggsched.planning.cube import CubeSpec, SpecError, cube_spec, grain_spec
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.sml import AggregateSpec, SmlError, load_repository, read_source, system_aggregates
 from aggsched.store import Store, catalog, org_settings, utcnow
@@ -152,13 +152,14 @@ def publish(
         seen: set[uuid.UUID] = set()
         for model_name, definitions in planned.items():
             model = repo.models[model_name]
+            queryable = cube_spec(loaded.models[model_name])
             cube = catalog.upsert_cube(
                 session, project, model_name, model.label or model_name,
-                query_spec=cube_spec(loaded.models[model_name]).to_json(),
+                query_spec=queryable.to_json(),
             )  # fmt: skip
             seen.add(cube.id)
             result.cubes[model_name] = cube.id
-            result.changes += _sync_definitions(session, cube, definitions)
+            result.changes += _sync_definitions(session, cube, definitions, queryable)
         for cube in catalog.list_cubes(session, project.id):
             if cube.id not in seen:
                 catalog.mark_cube_deleted(session, cube)
@@ -169,7 +170,10 @@ def publish(
 
 
 def _sync_definitions(
-    session: Session, cube: Cube, definitions: Sequence[_Planned | _Invalid]
+    session: Session,
+    cube: Cube,
+    definitions: Sequence[_Planned | _Invalid],
+    queryable: CubeSpec | None = None,
 ) -> list[DefinitionChange]:
     existing = {d.unique_name: d for d in catalog.cube_definitions(session, cube.id)}
     changes = []
@@ -206,11 +210,45 @@ def _sync_definitions(
         catalog.create_instance(session, definition)
         changes.append(DefinitionChange(cube.unique_name, name, change))
     for gone in existing.values():
-        if gone.removed_at is None:
-            _invalidate(session, gone, "definition removed by republish")
-            catalog.mark_definition_removed(session, gone)
-            changes.append(DefinitionChange(cube.unique_name, gone.unique_name, Change.REMOVED))
+        if gone.removed_at is not None:
+            continue
+        why = "definition removed by republish"
+        if gone.subtype == DefinitionSubtype.DEMAND_DEFINED.value and queryable is not None:
+            kept = _keep_demand_defined(session, cube, gone, queryable)
+            if isinstance(kept, Change):
+                changes.append(DefinitionChange(cube.unique_name, gone.unique_name, kept))
+                continue
+            why = f"demand-defined aggregate no longer resolves after republish: {kept}"
+        _invalidate(session, gone, why)
+        catalog.mark_definition_removed(session, gone)
+        changes.append(
+            DefinitionChange(cube.unique_name, gone.unique_name, Change.REMOVED, reason=why)
+        )
     return changes
+
+
+def _keep_demand_defined(
+    session: Session, cube: Cube, definition: AggregateDefinition, queryable: CubeSpec
+) -> Change | str:
+    """A demand-defined aggregate (the advisor's, not the model's) survives a republish
+    when its grain still resolves: unchanged, or changed (rebuilt) when what it reads
+    changed. Otherwise returns why not."""
+    old = DefinitionSpec.from_dict(definition.spec)
+    try:
+        spec = grain_spec(
+            queryable, old.name, old.fact.dataset,
+            [(a.name, tuple(a.path)) for a in old.attributes], [m.name for m in old.metrics],
+        )  # fmt: skip
+    except (SpecError, KeyError) as exc:
+        return str(exc)
+    if spec.fingerprint() == definition.fingerprint:
+        return Change.UNCHANGED
+    _invalidate(session, definition, "definition changed by republish")
+    definition.spec = spec.to_dict()
+    definition.fingerprint = spec.fingerprint()
+    definition.incremental = spec.incremental is not None
+    catalog.create_instance(session, definition)
+    return Change.CHANGED
 
 
 def _store_invalid(

@@ -199,6 +199,7 @@ class CubeSpec:
             metrics=metrics,
             calculations={c["name"]: CubeCalculation(**c) for c in data["calculations"]},
             relationships={r["name"]: CubeRelationship(**r) for r in data.get("relationships", ())},
+            incremental={k: Incremental(**v) for k, v in data.get("incremental", {}).items()},
         )
 
 
