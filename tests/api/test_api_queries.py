@@ -146,3 +146,34 @@ def test_the_query_log_lists_queries_with_filters(mapped: ApiEnv):
         "/org/default/queries", params={"servedBy": "nope"}, headers=mapped.headers()
     )
     assert bad.status_code == 400
+
+
+def test_the_advisor_through_the_api(mapped: ApiEnv):
+    """Dry run by default (nothing created), applied on request; a viewer may not."""
+    for _ in range(3):
+        post(mapped, {"metrics": ["m_l_quantity_sum"], "attributes": ["Return Flag"]})
+    path = f"/org/default/project/{mapped.project_id}/cube/{mapped.cube_id}/aggregates/advise"
+    assert mapped.client.post(path, headers=mapped.headers("viewer")).status_code == 403
+    dry = mapped.client.post(path, headers=mapped.headers("manager"))
+    assert dry.status_code == 200, dry.text
+    advice = dry.json()["response"]
+    assert advice["applied"] is False and advice["proposals"] and advice["batch_id"]
+    (proposal,) = [
+        p
+        for p in advice["proposals"]
+        if {a["name"] for a in p["attributes"]} == {"L_Return_Flag Level"}
+    ]
+    assert proposal["estimated_rows"] >= 1 and proposal["justified_by"]
+    applied = mapped.client.post(path, params={"apply": "true"}, headers=mapped.headers("manager"))
+    made = applied.json()["response"]["proposals"]
+    assert all(p["definition_id"] for p in made)
+    listing = mapped.client.get(
+        "/aggregates/orgId/default", params={"subtype": "demand_defined"}, headers=mapped.headers()
+    ).json()["response"]["data"]
+    assert {d["unique_name"] for d in listing} == {p["name"] for p in made}
+    assert all(d["justification"]["benefit"] > 0 for d in listing)
+    history = mapped.client.get(
+        "/org/default/aggregates-creation/builds/history", params={"batchType": "advisor"},
+        headers=mapped.headers(),
+    ).json()["response"]["data"]  # fmt: skip
+    assert len(history) == 2 and {b["batchType"] for b in history} == {"advisor"}

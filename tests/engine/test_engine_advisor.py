@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from aggsched.engine.advisor import Advisor, AdvisorOptions
 from aggsched.engine.builds import BatchRunner, build_now
@@ -20,7 +21,13 @@ from aggsched.examples import TPCH_DUCKDB
 from aggsched.planning.plan import BatchType
 from aggsched.planning.query import AttributeRef, Condition, Query
 from aggsched.store import Store, batches, catalog, org_settings
-from aggsched.store.models import BatchStatus, DefinitionSubtype, DefinitionType, InstanceStatus
+from aggsched.store.models import (
+    BatchStatus,
+    BuildBatch,
+    DefinitionSubtype,
+    DefinitionType,
+    InstanceStatus,
+)
 from aggsched.warehouse import open_warehouse
 
 NOW = datetime.now(UTC)
@@ -197,3 +204,31 @@ def test_republish_keeps_demand_defined_that_resolve(env: Env, tmp_path: Path) -
     assert all("Order Priority" in (c.reason or "") for c in gone)
     kept = [c for c in third.changes if c.definition in made and c.change is Change.UNCHANGED]
     assert len(kept) + len(gone) == len(made)
+
+
+def test_the_advisor_fires_on_its_schedule(env: Env) -> None:
+    """Each organization's advisor fires on `aggregates.system.advise.schedule` (hourly)
+    through the scheduler's upkeep jobs, applies its advice and records the run."""
+    from aggsched.engine.maintenance import MaintenanceScheduler
+    from aggsched.store import maintenance as records
+
+    env.workload({HEAVY: 4})
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = {"now": now}
+    upkeep = MaintenanceScheduler(env.store, node_id="n1", clock=lambda: clock["now"])
+    upkeep.tick()
+    with env.store.session() as s:
+        due = records.schedule_rows(s)[("default", "advisor")].next_fire_at
+    assert due == (now + timedelta(hours=1)).replace(minute=0, second=0)
+    clock["now"] = due + timedelta(seconds=1)
+    upkeep.tick()
+    upkeep.wait(60)
+    with env.store.session() as s:
+        history = s.scalars(
+            select(BuildBatch).where(BuildBatch.batch_type == BatchType.ADVISOR.value)
+        ).all()
+        s.expunge_all()
+    (run,) = history
+    assert run.status == "done" and run.details["applied"] is True
+    assert run.requested_by == "advisor schedule '0 0 * * * ?' (UTC)"
+    assert any(n.startswith("demand_") for n in env.definitions())

@@ -124,7 +124,9 @@ def list_queries(
     return list(session.scalars(page.offset(offset))), total
 
 
-def cube_queries(session: Session, cube_id: uuid.UUID, since: datetime) -> list[QueryLog]:
+def cube_queries(
+    session: Session, cube_id: uuid.UUID, since: datetime, *, limit: int | None = None
+) -> list[QueryLog]:
     """A cube's successful queries since `since`, oldest first (the advisor's input)."""
     stmt = (
         select(QueryLog)
@@ -132,6 +134,8 @@ def cube_queries(session: Session, cube_id: uuid.UUID, since: datetime) -> list[
         .where(QueryLog.error.is_(None))
         .order_by(QueryLog.created_at)
     )
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list(session.scalars(stmt))
 
 
