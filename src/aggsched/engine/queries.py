@@ -179,8 +179,10 @@ class QueryService:
         *,
         env: Mapping[str, str] | None = None,
         opener: Callable[[str], Warehouse] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
+        self.clock = clock  # when queries are logged (None: now); tests and benchmarks
         env = os.environ if env is None else env
         self._pool = _Pool(opener or (lambda url: open_warehouse(url, env)))
         self._specs: dict[uuid.UUID, tuple[Any, CubeSpec]] = {}
@@ -329,6 +331,7 @@ class QueryService:
                 served_by="error" if error else result.served_from,
                 duration_ms=result.duration_ms, planning_ms=result.planning_ms,
                 rows=len(result.rows), error=error, sql=result.sql, hits=hits,
+                now=self.clock() if self.clock else None,
             )  # fmt: skip
 
 
