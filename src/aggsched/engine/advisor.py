@@ -52,6 +52,7 @@ from aggsched.warehouse import Warehouse, dialect_for_url, open_warehouse
 Opener = Callable[[str], Warehouse]
 Identity = tuple[str, tuple[str, ...]]
 ESTIMATE_TTL = timedelta(days=1)
+BATCH = 40  # grains sized by one scan
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,10 @@ class Advisor:
                 specs[grain] = _candidate_spec(spec, grain, demand)
             except SpecError:
                 continue  # logged against an older model: the grain no longer resolves
-            candidates.append(selection.Candidate(grain, sizer.rows(specs[grain])))
+        sizes = sizer.rows_many(list(specs.values()))
+        candidates += [
+            selection.Candidate(grain, rows) for grain, rows in zip(specs, sizes, strict=True)
+        ]
         facts = {q.grain.fact for q in demand.queries}
         fact_rows = {f: sizer.fact_rows(str(f)) for f in facts}
         max_rows = opts.max_rows if opts.max_rows is not None else max(fact_rows.values()) / 4
@@ -518,9 +522,45 @@ class _Sizer:
         row = wh.fetch_one(sqlgen.render(select, target.dialect))
         return float(max(1, row[0] if row else 1))
 
+    @staticmethod
+    def _key(spec: DefinitionSpec) -> str:
+        return "grain:" + hashlib.sha256(spec.fingerprint().encode()).hexdigest()[:40]
+
     def rows(self, spec: DefinitionSpec) -> float:
-        key = hashlib.sha256(spec.fingerprint().encode()).hexdigest()[:40]
-        return self._cached(f"grain:{key}", lambda: self._estimate(spec))
+        return self.rows_many([spec])[0]
+
+    def rows_many(self, specs: Sequence[DefinitionSpec]) -> list[float]:
+        """Estimated rows of each spec: cached ones as they are, the others measured — one
+        pass over each fact for all of its grains where the engine counts distinct values
+        approximately, else a sample per grain."""
+        keys = [self._key(s) for s in specs]
+        with self.advisor.store.session() as session:
+            known = records.estimates(session, self.cube.id, keys)
+        found = {k: v[0] for k, v in known.items() if v[1] >= self.fresh_after}
+        todo = [s for s, k in zip(specs, keys, strict=True) if k not in found]
+        by_fact: dict[str, list[DefinitionSpec]] = {}
+        for spec in todo:
+            by_fact.setdefault(spec.fact.dataset, []).append(spec)
+        for group in by_fact.values():
+            for start in range(0, len(group), BATCH):
+                chunk = group[start : start + BATCH]
+                for spec, rows in zip(chunk, self._measure(chunk), strict=True):
+                    found[self._key(spec)] = rows
+        with self.advisor.store.session() as session:
+            for spec in todo:
+                records.save_estimate(
+                    session, self.cube.id, self._key(spec), found[self._key(spec)], self.now
+                )
+        return [found[k] for k in keys]
+
+    def _measure(self, specs: Sequence[DefinitionSpec]) -> list[float]:
+        wh, target = self._target(specs[0])
+        fact_rows = self.fact_rows(specs[0].fact.dataset)
+        if target.dialect in estimate.APPROX_DIALECTS:
+            select = estimate.approx_distinct_many(specs, target)
+            row = wh.fetch_one(sqlgen.render(select, target.dialect)) or ()
+            return [float(min(max(1, v or 1), fact_rows)) for v in row]
+        return [self._estimate(spec) for spec in specs]
 
     def _estimate(self, spec: DefinitionSpec) -> float:
         wh, target = self._target(spec)

@@ -16,11 +16,11 @@ Pure: SQL and arithmetic; the engine runs them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlglot import exp
 
-from aggsched.planning import sqlgen
+from aggsched.planning import sharedscan, sqlgen
 from aggsched.planning.spec import DefinitionSpec
 
 APPROX_DIALECTS = ("duckdb", "spark")
@@ -39,6 +39,18 @@ def approx_distinct_select(spec: DefinitionSpec, target: sqlgen.Target) -> exp.S
     hashed = exp.Anonymous(this="HASH", expressions=values)
     select = exp.select(exp.ApproxDistinct(this=hashed), copy=False)
     return sqlgen.joined_from(spec, target, select)
+
+
+def approx_distinct_many(specs: Sequence[DefinitionSpec], target: sqlgen.Target) -> exp.Select:
+    """One pass over the fact for many grains of it: one APPROX_COUNT_DISTINCT column per
+    spec, over the union of their joins (the advisor sizes dozens of candidates at once)."""
+    union = sharedscan.union_spec(list(specs))
+    columns = []
+    for i, spec in enumerate(specs):
+        values = grain_exprs(spec, target) or [exp.Literal.number(1)]
+        hashed = exp.Anonymous(this="HASH", expressions=values)
+        columns.append(exp.alias_(exp.ApproxDistinct(this=hashed), f"c{i}", copy=False))
+    return sqlgen.joined_from(union, target, exp.select(*columns, copy=False))
 
 
 def sample_percent(fact_rows: float) -> float:
