@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from aggsched.engine.builds import target_for
 from aggsched.engine.publish import LIVE_STATUSES
 from aggsched.engine.queueing import queue_batch
 from aggsched.planning import advisor as selection
@@ -47,7 +48,7 @@ from aggsched.store.models import (
     DefinitionType,
     InstanceStatus,
 )
-from aggsched.warehouse import Warehouse, dialect_for_url, open_warehouse
+from aggsched.warehouse import Warehouse, open_warehouse
 
 Opener = Callable[[str], Warehouse]
 Identity = tuple[str, tuple[str, ...]]
@@ -494,11 +495,7 @@ class _Sizer:
         url = self.connections[spec.fact.connection].url
         if url not in self._warehouses:
             self._warehouses[url] = self.advisor.opener(url)
-        locations = {
-            n: sqlgen.Location(c.database_override or None, c.schema_override or None)
-            for n, c in self.connections.items()
-        }
-        return self._warehouses[url], sqlgen.Target(dialect_for_url(url), locations)
+        return self._warehouses[url], target_for(url, self.connections)
 
     def _cached(self, key: str, measure: Callable[[], float]) -> float:
         with self.advisor.store.session() as s:

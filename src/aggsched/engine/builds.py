@@ -200,11 +200,14 @@ class _Where:
     target: sqlgen.Target
 
 
-def _locations(connections: Mapping[str, Connection]) -> dict[str, sqlgen.Location]:
-    return {
+def target_for(url: str, connections: Mapping[str, Connection]) -> sqlgen.Target:
+    """The SQL target of the warehouse at `url`: its dialect and where each SML
+    connection's tables are there (the mappings' --database/--schema overrides)."""
+    locations = {
         name: sqlgen.Location(c.database_override or None, c.schema_override or None)
         for name, c in connections.items()
     }
+    return sqlgen.Target(dialect_for_url(url), locations)
 
 
 def stored_spec(data: dict[str, Any], connections: Mapping[str, Connection]) -> DefinitionSpec:
@@ -233,7 +236,7 @@ def where_to_build(spec: DefinitionSpec, connections: Mapping[str, Connection]) 
             InstanceStatus.INVALID,
         )
     url = urls.pop()
-    target = sqlgen.Target(dialect_for_url(url), _locations(connections))
+    target = target_for(url, connections)
     return _Where(url, connections[spec.connection].aggregate_schema, target)
 
 

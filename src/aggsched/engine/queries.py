@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from aggsched import telemetry
+from aggsched.engine.builds import target_for
 from aggsched.planning import navigate, sqlgen
 from aggsched.planning.cube import CubeSpec
 from aggsched.planning.lattice import Candidate, Source
@@ -38,7 +39,6 @@ from aggsched.warehouse import (
     QueryTimeout,
     Warehouse,
     WarehouseError,
-    dialect_for_url,
     open_warehouse,
     redact_url,
 )
@@ -223,7 +223,7 @@ class QueryService:
             raise QueryRefused(exc.field, exc.message) from exc
         resolved = _read_as(resolved, loaded.connections)
         url = _warehouse_url(resolved, loaded.connections)
-        target = sqlgen.Target(dialect_for_url(url), _locations(loaded.connections))
+        target = target_for(url, loaded.connections)
         candidates = [c for c in loaded.candidates if c.key.url == url]
         try:
             planned = navigate.plan(resolved, candidates, target, use_aggregates=use_aggregates)
@@ -376,13 +376,6 @@ def _read_as(resolved: ResolvedQuery, connections: Mapping[str, Connection]) -> 
         return resolved
     parts = tuple(replace(p, spec=sqlgen.read_as(p.spec, dialects)) for p in resolved.parts)
     return replace(resolved, parts=parts)
-
-
-def _locations(connections: Mapping[str, Connection]) -> dict[str, sqlgen.Location]:
-    return {
-        name: sqlgen.Location(c.database_override or None, c.schema_override or None)
-        for name, c in connections.items()
-    }
 
 
 def _warehouse_url(resolved: ResolvedQuery, connections: Mapping[str, Connection]) -> str:

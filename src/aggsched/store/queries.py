@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from aggsched.store.models import (
     AggregateDefinition,
@@ -147,26 +147,24 @@ class HitStats:
 
 def instance_hits(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, HitStats]:
     """Hit count and last hit of each instance (one query)."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    stmt = (
-        select(QueryHit.instance_id, func.count(), func.max(QueryHit.created_at))
-        .where(QueryHit.instance_id.in_(wanted))
-        .group_by(QueryHit.instance_id)
-    )
-    return {row[0]: HitStats(row[1], row[2]) for row in session.execute(stmt)}
+    return _hits(session, QueryHit.instance_id, ids)
 
 
 def definition_hits(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, HitStats]:
     """How many logged queries each definition answered (AtScale's query utilization)."""
+    return _hits(session, QueryHit.definition_id, ids)
+
+
+def _hits(
+    session: Session, column: InstrumentedAttribute[uuid.UUID], ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, HitStats]:
     wanted = list(ids)
     if not wanted:
         return {}
     stmt = (
-        select(QueryHit.definition_id, func.count(), func.max(QueryHit.created_at))
-        .where(QueryHit.definition_id.in_(wanted))
-        .group_by(QueryHit.definition_id)
+        select(column, func.count(), func.max(QueryHit.created_at))
+        .where(column.in_(wanted))
+        .group_by(column)
     )
     return {row[0]: HitStats(row[1], row[2]) for row in session.execute(stmt)}
 
