@@ -257,3 +257,24 @@ def test_missing_catalog_and_unknown_object_type(repo: Path) -> None:
     result = load_path(repo, env={})
     assert [e.message for e in result.errors] == ["no catalog (catalog.yml) in the repository"]
     assert any('unknown object_type "widget"' in w.message for w in result.warnings)
+
+
+def test_ambiguous_attribute_suggests_the_path_straight_from_the_fact(repo: Path) -> None:
+    """Two paths from orders to the date's Year: one straight from the fact, one through
+    the Orders dimension; the message lists both in full and suggests the direct one."""
+    replace_in(
+        repo, MODEL_FILE, "relationships:\n",
+        "relationships:\n  - unique_name: orders_booked_date\n    from:\n      dataset: orders\n"
+        "      join_columns:\n        - O_ORDERDATE\n    to:\n      dimension: Date Dimension\n"
+        "      level: Day - TPCH\n    role_play: Booked {0}\n",
+    )  # fmt: skip
+    add_aggregates(
+        repo,
+        [{"unique_name": "a", "label": "a", "metrics": ["m_order_revenue"],
+          "attributes": [attr("Year", "Date Dimension")]}],
+    )  # fmt: skip
+    (error,) = load_path(repo, env={}).aggregate_errors
+    assert "2 paths" in error.message
+    assert "relationships_path: [orders_booked_date]" in error.message
+    assert "[orders_Orders__-_TPCH, Orders-TPCH_DateDimension_Order]" in error.message
+    assert error.message.endswith("straight from the fact: [orders_booked_date]")
