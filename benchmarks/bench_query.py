@@ -154,11 +154,13 @@ def main() -> None:
         store, _url, cube = prepare(Path(tmp), scale)
         service = QueryService(store)
         speedups = []
+        served_planning: list[float] = []
         for name, query in WORKLOAD:
             agg_t, base_t = [], []
             for _ in range(REPEAT):  # interleaved, so machine load hits both alike
                 ours = service.run("default", cube, query)  # type: ignore[arg-type]
                 agg_t.append(ours.duration_ms)
+                served_planning.append(ours.planning_ms)
                 base = service.run("default", cube, query, use_aggregates=False)  # type: ignore[arg-type]
                 base_t.append(base.duration_ms)
             if not same(ours.rows, base.rows):
@@ -180,7 +182,12 @@ def main() -> None:
         f"{statistics.median(speedups):.1f}x (target >= 20x); min {min(speedups):.1f}x, "
         f"max {max(speedups):.1f}x"
     )
-    print(f"navigation (resolve + plan + SQL) p99: {p99:.2f} ms (target <= 5 ms)")
+    print(f"navigation (resolve + plan + SQL, nothing cached) p99: {p99:.2f} ms (target <= 5 ms)")
+    served_planning.sort()
+    print(
+        "as served (store reads + navigation, the service's plan cache warm after a query's "
+        f"first run) p99: {served_planning[int(len(served_planning) * 0.99) - 1]:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,7 @@ from aggsched.warehouse import (
 )
 
 IDLE_CLOSE_SECONDS = 30.0
+PLAN_CACHE = 512  # plans kept per service
 DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
@@ -186,6 +188,8 @@ class QueryService:
         env = os.environ if env is None else env
         self._pool = _Pool(opener or (lambda url: open_warehouse(url, env)))
         self._specs: dict[uuid.UUID, tuple[Any, CubeSpec]] = {}
+        self._plans: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
         self._definitions: dict[tuple[uuid.UUID, str], DefinitionSpec] = {}
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="query-pool-reaper", daemon=True)
@@ -217,21 +221,7 @@ class QueryService:
         timeout) and the store's `NotFoundError` (unknown or another org's cube)."""
         started = time.perf_counter()
         loaded = self._load(org_id, cube_id, project_id)
-        try:
-            resolved = resolve(loaded.spec, query)
-        except QueryError as exc:
-            raise QueryRefused(exc.field, exc.message) from exc
-        resolved = _read_as(resolved, loaded.connections)
-        url = _warehouse_url(resolved, loaded.connections)
-        target = target_for(url, loaded.connections)
-        candidates = [c for c in loaded.candidates if c.key.url == url]
-        try:
-            planned = navigate.plan(resolved, candidates, target, use_aggregates=use_aggregates)
-            sql = planned.sql(target.dialect)
-        except QueryError as exc:
-            raise QueryRefused(exc.field, exc.message) from exc
-        except sqlgen.SqlGenerationError as exc:
-            raise QueryRefused("metrics", str(exc)) from exc
+        resolved, planned, sql, url = self._plan(loaded, query, use_aggregates)
         served = _served(planned)
         planning_ms = (time.perf_counter() - started) * 1000
         result = QueryResult([], [], served, sql, 0.0, planning_ms, explain=explain)
@@ -252,6 +242,39 @@ class QueryService:
         served = ", ".join(sorted({p.definition or "base" for p in result.served_by}))
         telemetry.query_served(served, result.duration_ms / 1000)
         return result
+
+    def _plan(
+        self, loaded: _Loaded, query: Query, use_aggregates: bool
+    ) -> tuple[ResolvedQuery, navigate.Plan[Active], str, str]:
+        """Resolve, navigate and write the SQL — or reuse the plan of the same query on the
+        same model, candidates and mappings (dashboards repeat their queries)."""
+        key = (
+            loaded.cube.id, loaded.cube.spec_updated_at, query, use_aggregates,
+            tuple(sorted((c.key.instance_id.hex, c.rows) for c in loaded.candidates)),
+            tuple(sorted((n, c.url, c.sql_dialect, c.database_override, c.schema_override)
+                         for n, c in loaded.connections.items())),
+        )  # fmt: skip
+        with self._lock:
+            cached = self._plans.get(key)
+            if cached is not None:
+                self._plans.move_to_end(key)
+                return cached
+        try:
+            resolved = _read_as(resolve(loaded.spec, query), loaded.connections)
+            url = _warehouse_url(resolved, loaded.connections)
+            target = target_for(url, loaded.connections)
+            candidates = [c for c in loaded.candidates if c.key.url == url]
+            planned = navigate.plan(resolved, candidates, target, use_aggregates=use_aggregates)
+            sql = planned.sql(target.dialect)
+        except QueryError as exc:
+            raise QueryRefused(exc.field, exc.message) from exc
+        except sqlgen.SqlGenerationError as exc:
+            raise QueryRefused("metrics", str(exc)) from exc
+        with self._lock:
+            self._plans[key] = (resolved, planned, sql, url)
+            while len(self._plans) > PLAN_CACHE:
+                self._plans.popitem(last=False)
+        return resolved, planned, sql, url
 
     # ------------------------------------------------------------------ store reads
     def _load(self, org_id: str, cube_id: uuid.UUID, project_id: uuid.UUID | None) -> _Loaded:
