@@ -23,8 +23,15 @@ from sqlalchemy.orm import Session
 from aggsched.engine.queueing import queue_batch
 from aggsched.planning.aggregates import definition_spec
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.sml import AggregateSpec, SmlError, load_repository, read_source, system_aggregates
-from aggsched.store import Store, catalog, org_settings, utcnow
+from aggsched.sml import (
+    AggregateSpec,
+    Repository,
+    SmlError,
+    load_repository,
+    read_source,
+    system_aggregates,
+)
+from aggsched.store import Store, catalog, limits, org_settings, utcnow
 from aggsched.store.models import (
     AggregateDefinition,
     BatchType,
@@ -112,6 +119,9 @@ def publish(
         name: [_Planned(a, definition_spec(a)) for a in (*rm.aggregates, *system_aggregates(rm))]
         for name, rm in loaded.models.items()
     }
+    unstorable = _unstorable_names(repo, planned)
+    if unstorable:
+        raise PublishError(unstorable)
     with store.session() as session:
         catalog.get_org(session, org_id)
         project = catalog.upsert_project(
@@ -138,6 +148,45 @@ def publish(
         if not org_settings.get_bool_setting(session, org_id, "aggregates.new.build.scheduled"):
             result.queued_batches = _queue_pending(session, project.id, published_by)
     return result
+
+
+def _unstorable_names(
+    repo: Repository, planned: Mapping[str, Sequence[_Planned]]
+) -> list[SmlError]:
+    """Names that do not fit their metadata column (``store.limits``): errors naming the
+    file and field, found before anything is stored (PostgreSQL would refuse them with a
+    server error; SQLite would store them)."""
+    fields: list[tuple[str, str, str | None, int]] = [
+        (repo.catalog.file, "unique_name", repo.catalog.unique_name, limits.NAME),
+        (repo.catalog.file, "label", repo.catalog.label, limits.NAME),
+        (repo.catalog.file, "version", _text(repo.catalog.version), limits.VERSION),
+    ]
+    for name, items in planned.items():
+        model = repo.models[name]
+        fields += [(model.file, "unique_name", name, limits.NAME),
+                   (model.file, "label", model.label, limits.NAME)]  # fmt: skip
+        for item in items:
+            where = f"aggregate {item.spec.name[:60]!r}"
+            fields += [
+                (model.file, f"{where} unique_name", item.spec.name, limits.NAME),
+                (model.file, f"{where} label", item.sml.label, limits.NAME),
+                (model.file, f"{where} dataset", item.spec.fact.dataset, limits.NAME),
+                (model.file, f"{where} connection", item.spec.connection, limits.NAME),
+            ]
+    errors = []
+    for file, field_name, value, limit in fields:
+        if value is None:
+            continue
+        problem = limits.unsafe_character(value)
+        if len(value) > limit:
+            problem = f"{len(value)} characters long; at most {limit} are accepted"
+        if problem:
+            errors.append(SmlError(file, field_name, None, problem))
+    return errors
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _sync_definitions(

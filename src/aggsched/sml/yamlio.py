@@ -32,6 +32,10 @@ MAX_DEPTH = 100
 MAX_ALIAS_NODES = 100_000
 """Most nodes that aliases may add to a document when expanded (SML rarely uses any)."""
 
+# what a double-quoted scalar can smuggle in as an escape ("\0", "\ud800"): NUL fits in
+# no metadata column and no warehouse SQL, and a lone surrogate cannot even be encoded
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 class YamlSyntaxError(Exception):
     """A document that is not YAML; ``line``/``column`` are 1-based."""
@@ -140,6 +144,15 @@ class _BoundedLoader(yaml.SafeLoader):
         self._measure(node)
         return node
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """Values PyYAML's constructors fail on with Python errors (``2024-02-30``, an
+        integer of 5,000 digits, ``!!int x``) become errors at the value's line."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError, TypeError) as exc:
+            problem = f"invalid {node.tag.rpartition(':')[2]} value ({exc})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from exc
+
     def _count_alias(self, node: yaml.Node, event: yaml.Event) -> None:
         size = self._size.get(id(node))
         if size is None:  # the anchor is still open: the alias is inside it
@@ -156,6 +169,10 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def _measure(self, node: yaml.Node) -> None:
         if isinstance(node, yaml.ScalarNode):
+            bad = _UNSTORABLE.search(node.value)
+            if bad:
+                problem = f"character U+{ord(bad.group()):04X} (from an escape) is not allowed"
+                raise _bound_error(problem, node.start_mark)
             size, height = 1, 0
         else:
             children = _children(node)
@@ -180,7 +197,14 @@ def _bound_error(problem: str, mark: yaml.Mark | None) -> yaml.MarkedYAMLError:
 def parse_yaml(file: str, raw: bytes) -> YamlDoc:
     """Parse one document, recording the line of every mapping key and list item."""
     text = clean_text(decode(raw))
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.reader.ReaderError as exc:  # a control character (NUL...) in the text
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlSyntaxError(
+            f"character U+{exc.character:04X} is not allowed", line, column
+        ) from exc
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
