@@ -24,10 +24,11 @@ def _register_all() -> None:
         demo_cmd,
         node_cmd,
         server_cmd,
+        token_cmd,
     )
 
     for module in (
-        demo_cmd, catalog_cmd, build_cmd, server_cmd, node_cmd, admin_cmd, cron_cmd,
+        demo_cmd, catalog_cmd, build_cmd, server_cmd, node_cmd, admin_cmd, cron_cmd, token_cmd,
     ):  # fmt: skip
         module.register(app)
 
