@@ -225,8 +225,9 @@ def parse_yaml(file: str, raw: bytes) -> YamlDoc:
 
 
 def _record_lines(node: yaml.Node, path: str, lines: dict[str, int], seen: set[int]) -> None:
-    """Lines of the paths below ``node``; a node reached again through an alias is not
-    walked again (paths below an alias fall back to the alias's own line)."""
+    """Lines of the paths below ``node``. A node reached again through an alias is not
+    walked again: the alias's path gets the line of its anchor, and paths below it fall
+    back to that line (``YamlDoc.line``)."""
     if id(node) in seen:
         return
     seen.add(id(node))
