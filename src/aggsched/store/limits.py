@@ -35,6 +35,7 @@ def unsafe_character(text: str, *, allow_tab: bool = False) -> str | None:
         "(control characters and lone surrogates are refused)"
     )
 
+
 ORG_ID = 64
 """Organization ids (``orgId`` in every path)."""
 
