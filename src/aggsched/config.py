@@ -45,7 +45,24 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=50 * 1024 * 1024,
         ge=1,
-        description="Largest accepted SML project upload (.zip/.tar.gz); larger gets 413.",
+        description="Largest accepted SML project upload request (.zip/.tar.gz, streamed to "
+        "disk); larger gets 413.",
+    )
+    max_upload_member_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="Largest file an uploaded archive may hold (counted as it is extracted).",
+    )
+    max_upload_expanded_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1,
+        description="Most bytes an uploaded archive may expand to in all (a 50 MB zip of "
+        "zeros expands to about 50 GB); past it the upload gets 400.",
+    )
+    max_upload_members: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most entries (files, folders) an uploaded archive may hold.",
     )
     max_json_bytes: int = Field(
         default=1024 * 1024,
@@ -58,7 +75,10 @@ class Settings(BaseSettings):
         "generated once and kept in `<home>/jwt.key` (mode 0600).",
     )
     jwt_lifetime_seconds: int = Field(
-        default=3600, ge=1, description="Lifetime of the tokens `GET /{orgId}/auth` issues."
+        default=3600,
+        ge=1,
+        description="Lifetime of the (browser/session) tokens `GET /{orgId}/auth` issues; "
+        "scripts use long-lived API tokens (`aggsched token create`) instead.",
     )
     oidc_issuer: str | None = Field(
         default=None,

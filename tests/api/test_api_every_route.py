@@ -10,7 +10,7 @@ import uuid
 import pytest
 from api_helpers import ApiEnv
 
-from aggsched.store import batches, schedules
+from aggsched.store import batches, catalog, schedules, tokens
 
 
 def _scoped_operations(api: ApiEnv) -> list[tuple[str, str]]:
@@ -34,10 +34,14 @@ def _real_ids(api: ApiEnv) -> dict[str, str]:
             s, org_id="default", project_id=api.project_id, cube_id=api.cube_id,
             batch_type="full-rebuild",
         )  # fmt: skip
+        admin = catalog.get_user_by_name(s, "admin")
+        assert admin is not None
+        token = tokens.create_token(s, user=admin, org_id="default", days=1).row
         return {
             "orgId": "default", "projectId": str(api.project_id), "cubeId": str(api.cube_id),
             "jobId": str(job.job_id), "batchId": str(batch.id), "name": "Connection - TPCH",
             "definitionId": str(uuid.uuid4()), "instanceId": str(uuid.uuid4()),
+            "tokenId": str(token.id),
         }  # fmt: skip
 
 

@@ -51,7 +51,7 @@ def test_body_wins_over_query(api: ApiEnv) -> None:
         ({"time_expression": ""}, "time_expression", "required"),
         ({"path": "aggregate/create"}, "time_expression", "required"),
         ({"time_expression": CRON, "path": "aggregate/delete"}, "path", "aggregate/create"),
-        ({"time_expression": CRON, "time_zone": "Mars/Base"}, "time_zone", "Mars/Base"),
+        ({"time_expression": CRON, "time_zone": "Mars/Base"}, "body.time_zone", "Mars/Base"),
         ({"time_expression": CRON, "full_build": "maybe"}, "body.full_build", "bool"),
         ({"time_expression": 5}, "body.time_expression", "string"),
     ],

@@ -7,17 +7,16 @@ tests and embedded servers can run several apps side by side.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggsched.api import errors
 from aggsched.api.auth import Authenticator
 from aggsched.api.envelope import ErrorEnvelope
+from aggsched.api.guard import RequestGuard
 from aggsched.api.observability import RequestTelemetry
 from aggsched.api.routers import (
     advisor,
@@ -29,6 +28,7 @@ from aggsched.api.routers import (
     queries,
     schedules,
     system,
+    tokens,
 )
 from aggsched.api.totals import TotalCounter
 from aggsched.config import Settings
@@ -37,7 +37,7 @@ from aggsched.store import Store
 from aggsched.store import catalog as store_catalog
 from aggsched.store.models import DEFAULT_ORG_ID
 
-_UPLOAD_PATH = re.compile(r"^/org/[^/]+/projects/?$")
+_UPLOAD_PATH = re.compile(r"^/org/[^/]+/projects$")  # after the guard strips a final "/"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope, "description": what}
@@ -46,38 +46,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "unknown or not yours"), (413, "body too large"), (500, "server error"),
     )
 }  # fmt: skip
-
-
-class BodyLimitMiddleware:
-    """413 for bodies above the limit: at once from ``Content-Length``, else while the
-    body streams in (so nothing is parsed, stored or changed)."""
-
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            response = errors.error_response(413, f"request body larger than {limit} bytes")
-            await response(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise StarletteHTTPException(413, f"request body larger than {limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
 
 
 def _bootstrap(store: Store) -> None:
@@ -107,9 +75,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.queries = query_service
     app.state.settings = settings
     app.state.store = store
-    app.state.authenticator = Authenticator.from_settings(settings)
+    app.state.authenticator = Authenticator.from_settings(settings, store)
     app.state.totals = TotalCounter(store)
     app.state.gauges = metrics.store_registry(store)
+    app.router.redirect_slashes = False  # the guard answers "/x/" as "/x" (no 307)
     errors.install(app)
     for module in (
         system,
@@ -121,12 +90,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         maintenance,
         queries,
         advisor,
+        tokens,
     ):
         app.include_router(module.router)
 
-    def limit_for(path: str) -> int:
-        return settings.max_upload_bytes if _UPLOAD_PATH.match(path) else settings.max_json_bytes
+    def is_upload(path: str) -> bool:
+        return _UPLOAD_PATH.match(path) is not None
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    def limit_for(path: str) -> int:
+        return settings.max_upload_bytes if is_upload(path) else settings.max_json_bytes
+
+    app.add_middleware(RequestGuard, limit_for=limit_for, streamed=is_upload)
     app.add_middleware(RequestTelemetry)  # outermost: sees every response, 413s included
     return app

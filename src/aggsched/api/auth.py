@@ -12,6 +12,10 @@ Roles come from the claim named by ``AGGSCHED_OIDC_ROLES_CLAIM`` (default ``role
 either a list of ``"<org>:<role>"`` strings (``["default:aggregates_view"]``) or an
 object mapping an org id to a role or a list of roles (``{"default": ["admin"]}``).
 Unknown role names are ignored.
+
+API tokens (``aggsched_...``, made by ``aggsched token create`` or ``POST
+/org/{orgId}/tokens``) are opaque and long-lived; each use looks up the stored hash, so a
+revoked token is refused from the next request on.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from typing import Any
 import jwt
 
 from aggsched.api.errors import ApiError
+from aggsched.api.validation import unsafe_character
 from aggsched.config import Settings
+from aggsched.store import Store, limits, tokens
 from aggsched.store.models import Role
 
 LOCAL_ISSUER = "aggsched"
@@ -162,25 +168,55 @@ class OidcVerifier:
             raise unauthorized("token expired", error="invalid_token") from exc
         except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
             raise unauthorized(f"invalid token: {exc}", error="invalid_token") from exc
-        username = claims.get(self.username_claim) or claims["sub"]
+        username = str(claims.get(self.username_claim) or claims["sub"])
+        if len(username) > limits.NAME or unsafe_character(username):
+            raise unauthorized("invalid token: unusable user name claim", error="invalid_token")
         roles = parse_roles_claim(claims.get(self.roles_claim))
-        return Principal(username=str(username), source="oidc", token_roles=roles)
+        return Principal(username=username, source="oidc", token_roles=roles)
+
+
+class ApiTokenVerifier:
+    """Checks long-lived API tokens against the store (hash lookup on every request)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def verify(self, token: str) -> Principal:
+        with self.store.session() as session:
+            found = tokens.find_token(session, token)
+            if found is None:
+                raise unauthorized("unknown API token", error="invalid_token")
+            row, user = found
+            status = tokens.token_status(row)
+            if status != "active":
+                raise unauthorized(f"API token {status}", error="invalid_token")
+            return Principal(username=user.username, source="local", org=row.org_id)
 
 
 class Authenticator:
-    """Routes a bearer token to the local or the OIDC verifier by its algorithm."""
+    """Routes a bearer token to the API-token verifier by its prefix, else to the local or
+    the OIDC verifier by its algorithm."""
 
-    def __init__(self, issuer: TokenIssuer, oidc: OidcVerifier | None) -> None:
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        oidc: OidcVerifier | None,
+        api_tokens: ApiTokenVerifier | None = None,
+    ) -> None:
         self.issuer = issuer
         self.oidc = oidc
+        self.api_tokens = api_tokens
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Authenticator:
+    def from_settings(cls, settings: Settings, store: Store | None = None) -> Authenticator:
         lifetime = timedelta(seconds=settings.jwt_lifetime_seconds)
         local = TokenIssuer(load_or_create_key(settings), lifetime)
-        return cls(local, OidcVerifier(settings) if settings.oidc_issuer else None)
+        oidc = OidcVerifier(settings) if settings.oidc_issuer else None
+        return cls(local, oidc, ApiTokenVerifier(store) if store is not None else None)
 
     def verify(self, token: str) -> Principal:
+        if self.api_tokens is not None and tokens.looks_like_api_token(token):
+            return self.api_tokens.verify(token)
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError as exc:

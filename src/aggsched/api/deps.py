@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from aggsched.api.auth import Authenticator, Principal, unauthorized
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.config import Settings
-from aggsched.store import Store, catalog
+from aggsched.store import Store, catalog, limits
 from aggsched.store.errors import NotFoundError
 from aggsched.store.models import Cube, Role
 
@@ -85,9 +85,12 @@ def _roles(store: Store, principal: Principal, org_id: str) -> frozenset[Role]:
         return frozenset(catalog.roles_for(session, user.id, org_id))
 
 
+OrgIdPath = Annotated[str, Path(max_length=limits.ORG_ID, description="Organization id")]
+
+
 def _access(needed: frozenset[Role], what: str) -> Callable[..., OrgContext]:
     def dependency(
-        orgId: Annotated[str, Path(max_length=64, description="Organization id")],
+        orgId: OrgIdPath,
         store: StoreDep,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> OrgContext:

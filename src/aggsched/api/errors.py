@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from aggsched.api.envelope import FieldProblem
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
@@ -67,17 +68,26 @@ class BodyTooLargeError(Exception):
         self.limit = limit
 
 
+def encodable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (a lone surrogate echoed from the input)
+    written as a ``\\udXXX`` escape: an error message must never fail to render."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_response(
     status_code: int,
     message: str,
     errors: Sequence[FieldProblem] = (),
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    """The error envelope as a response."""
+    """The error envelope as a response (always encodable, whatever the input was)."""
     body = {
         "response": None,
-        "status": {"i18n_message": _I18N.get(status_code, "response.error"), "message": message},
-        "errors": [e.model_dump() for e in errors],
+        "status": {
+            "i18n_message": _I18N.get(status_code, "response.error"),
+            "message": encodable(message),
+        },
+        "errors": [{"field": encodable(e.field), "problem": encodable(e.problem)} for e in errors],
     }
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
@@ -96,6 +106,8 @@ def _validation_problems(exc: RequestValidationError) -> list[FieldProblem]:
         message = str(error.get("msg", "invalid value"))
         if error.get("type") == "uuid_parsing":
             message = f"not a UUID: {error.get('input')!r}"
+        elif error.get("type") == "value_error" and "error" in error.get("ctx", {}):
+            message = str(error["ctx"]["error"])  # our validators' words, no "Value error, "
         problems.append(FieldProblem(field=_location(error.get("loc", ())), problem=message))
     return problems
 
@@ -112,12 +124,34 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, message, problems)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path. Starlette's 405 names only those of
+    the first route that matched the path (GET but not POST of ``.../scheduler``), so each
+    method is tried against the routes (their public ``matches``: FastAPI nests included
+    routers, so the routes cannot simply be listed)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "error"
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and message == "Not Found":
         message = "no such endpoint"
-    return error_response(exc.status_code, message, headers=exc.headers)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"method {request.method} not allowed here; allowed: {', '.join(allowed)}"
+    return error_response(exc.status_code, message, headers=headers)
 
 
 async def _not_found(_request: Request, exc: Exception) -> JSONResponse:

@@ -8,9 +8,11 @@ from typing import Any
 from aggsched.api import schemas
 from aggsched.api.envelope import timestamp
 from aggsched.engine.maintenance import MaintenanceReport
+from aggsched.store import tokens
 from aggsched.store.models import (
     AggregateDefinition,
     AggregateInstance,
+    ApiToken,
     BuildBatch,
     Connection,
     Cube,
@@ -163,4 +165,13 @@ def project(row: Project, cubes: list[Cube]) -> schemas.ProjectOut:
         id=str(row.id), name=row.name, unique_name=row.unique_name, version=row.version,
         organization_id=row.org_id, published_at=timestamp(row.published_at),
         published_by=row.published_by or "", cubes=[cube(c) for c in cubes],
+    )  # fmt: skip
+
+
+def api_token(row: ApiToken, username: str) -> schemas.ApiTokenOut:
+    return schemas.ApiTokenOut(
+        id=str(row.id), username=username, organization_id=row.org_id, name=row.name,
+        created_by=row.created_by, created_at=timestamp(row.created_at),
+        expires_at=timestamp(row.expires_at), revoked_at=timestamp(row.revoked_at),
+        status=tokens.token_status(row),
     )  # fmt: skip

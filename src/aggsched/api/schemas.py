@@ -10,6 +10,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aggsched.api.validation import Name, RequiredName, TimeExpression, Url, ZoneName
+from aggsched.store.tokens import MAX_DAYS
+
 T = TypeVar("T")
 
 TIME = "RFC 3339 UTC with microseconds; 0001-01-01T00:00:00Z when it never happened"
@@ -131,14 +134,15 @@ class ScheduleOut(BaseModel):
 
 
 class ScheduleCreate(BaseModel):
-    """POST scheduler body; the same names are also accepted as query parameters."""
+    """POST scheduler body; the same names are also accepted as query parameters (a
+    value in the body wins over the query parameter of the same name)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    time_expression: str | None = Field(default=None, examples=["0 25 06 ? * *"])
-    path: str | None = Field(default=None, examples=["aggregate/create"])
+    time_expression: TimeExpression | None = Field(default=None, examples=["0 25 06 ? * *"])
+    path: Name | None = Field(default=None, examples=["aggregate/create"])
     full_build: bool | None = None
-    time_zone: str | None = Field(default=None, examples=["UTC"])
+    time_zone: ZoneName | None = Field(default=None, examples=["UTC"])
 
 
 class ExecuteBody(BaseModel):
@@ -236,11 +240,11 @@ class DefinitionOut(BaseModel):
 class ConnectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=255)
-    url: str = Field(min_length=1, description="may hold ${VAR} placeholders for secrets")
-    aggregate_schema: str = Field(default="as_agg", min_length=1, max_length=255)
-    database_override: str | None = Field(default=None, max_length=255)
-    schema_override: str | None = Field(default=None, max_length=255)
+    name: RequiredName
+    url: Url = Field(description="may hold ${VAR} placeholders for secrets")
+    aggregate_schema: RequiredName = "as_agg"
+    database_override: Name | None = None
+    schema_override: Name | None = None
     sql_dialect: str | None = Field(
         default=None,
         max_length=64,
@@ -294,6 +298,35 @@ class PublishOut(BaseModel):
     changes: list[DefinitionChangeOut]
     queued_batches: list[str]
     warnings: list[str]
+
+
+# --- API tokens --------------------------------------------------------------------
+
+
+class ApiTokenCreate(BaseModel):
+    """A long-lived API token for ``username`` (who must hold a role in the org)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: RequiredName
+    days: int = Field(default=90, ge=1, le=MAX_DAYS, description="lifetime in days")
+    name: Name = Field(default="", description="what the token is for")
+
+
+class ApiTokenOut(BaseModel):
+    id: str
+    username: str
+    organization_id: str
+    name: str
+    created_by: str
+    created_at: str = Field(description=TIME)
+    expires_at: str = Field(description=TIME)
+    revoked_at: str = Field(description=TIME)
+    status: str = Field(description="active | expired | revoked")
+
+
+class ApiTokenCreated(ApiTokenOut):
+    token: str = Field(description="the bearer token; shown once, only its hash is kept")
 
 
 class WhoAmI(BaseModel):

@@ -43,11 +43,12 @@ def _register_all() -> None:
         node_cmd,
         query_cmd,
         server_cmd,
+        token_cmd,
     )
 
     for module in (
         demo_cmd, catalog_cmd, build_cmd, batch_cmd, query_cmd, server_cmd, node_cmd,
-        admin_cmd, cron_cmd, config_cmd, db_cmd, maintenance_cmd, advise_cmd,
+        admin_cmd, cron_cmd, config_cmd, db_cmd, maintenance_cmd, advise_cmd, token_cmd,
     ):  # fmt: skip
         module.register(app)
 

@@ -17,14 +17,20 @@ Pure: no I/O (zone rules come from ``zoneinfo``).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfoNotFoundError
+from functools import cache, lru_cache
+from zoneinfo import ZoneInfoNotFoundError, available_timezones
 
 from aggsched.cron._describe import describe_fields
 from aggsched.cron._engine import Evaluator, Zone, utc_seconds
-from aggsched.cron._parse import CronError, CronSyntaxError, ParsedFields, parse_fields
+from aggsched.cron._parse import CronError, CronSyntaxError, ParsedFields, parse_fields, shown
 
-__all__ = ["CronError", "CronExpression", "CronSyntaxError", "CronTimeZoneError"]
+__all__ = [
+    "CronError",
+    "CronExpression",
+    "CronSyntaxError",
+    "CronTimeZoneError",
+    "check_time_zone",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -38,15 +44,32 @@ def default_max_year(now: datetime | None = None) -> int:
     return (now or datetime.now(UTC)).year + 100
 
 
+@cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_time_zone(name: str) -> str:
+    """``name`` when it is an IANA zone name, else ``CronTimeZoneError``: the one check of
+    a zone, wherever it comes from (API body or query, CLI). The list, not ``ZoneInfo``,
+    decides: ``ZoneInfo`` also opens paths, so ``America`` (a directory) or a 10,000
+    character name fail with ``OSError`` instead of saying what is wrong."""
+    if name not in _iana_names():
+        raise CronTimeZoneError(
+            f"unknown time zone '{shown(name, 64)}' (expected an IANA name such as 'UTC' "
+            "or 'Europe/Paris')"
+        )
+    return name
+
+
 @lru_cache(maxsize=512)
 def _zone(key: str) -> Zone:
     """One ``Zone`` per name: ``ZoneInfo`` lookups are cached, and so is our wrapper."""
+    check_time_zone(key)
     try:
         return Zone(key)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CronTimeZoneError(
-            f"unknown time zone {key!r} (expected an IANA name such as 'UTC' or 'Europe/Paris')"
-        ) from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise CronTimeZoneError(f"time zone '{key}' cannot be loaded ({exc})") from exc
 
 
 class CronExpression:

@@ -100,10 +100,25 @@ def _substring(s: str, begin: int, end: int) -> str:
     return s[begin:end]
 
 
+def shown(text: str, limit: int = 32) -> str:
+    """User input as a message echoes it: printable characters as they are, any other
+    escaped (a lone surrogate cannot be encoded in a response, a NUL should not be sent
+    back), and cut after ``limit`` characters (a 10,000-digit number is not repeated)."""
+    head = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return head + (f"... ({len(text)} characters)" if len(text) > limit else "")
+
+
 def _parse_int(text: str) -> int:
-    """``Integer.parseInt``: optional sign, ASCII digits, 32-bit range."""
-    if not _JAVA_INT.fullmatch(text) or not -(2**31) <= int(text) <= _INT_MAX:
-        raise _JavaError(f'java.lang.NumberFormatException: For input string: "{text}"')
+    """``Integer.parseInt``: optional sign, ASCII digits, 32-bit range. The digits are
+    counted before ``int()`` sees them: Python refuses to convert more than 4,300 digits
+    (and converting a huge number is slow), Java just overflows."""
+    significant = text.lstrip("+-").lstrip("0")
+    if (
+        not _JAVA_INT.fullmatch(text)
+        or len(significant) > len(str(_INT_MAX))
+        or not -(2**31) <= int(text) <= _INT_MAX
+    ):
+        raise _JavaError(f'java.lang.NumberFormatException: For input string: "{shown(text)}"')
     return int(text)
 
 
@@ -144,7 +159,7 @@ class _QuartzParser:
         elif _is_digit(c):
             self._store_number(s, kind)
         else:
-            raise _ParseError(f"Unexpected character: {c}", 0)
+            raise _ParseError(f"Unexpected character: {shown(c)}", 0)
 
     def _store_name(self, s: str, kind: int) -> None:
         i = 0
@@ -153,17 +168,17 @@ class _QuartzParser:
         if kind == MONTH:
             start = _MONTHS.get(sub, -1) + 1
             if start <= 0:
-                raise _ParseError(f"Invalid Month value: '{sub}'", i)
+                raise _ParseError(f"Invalid Month value: '{shown(sub)}'", i)
             if len(s) > i + 3 and s[i + 3] == "-":
                 i += 4
                 sub = _substring(s, i, i + 3)
                 end = _MONTHS.get(sub, -1) + 1
                 if end <= 0:
-                    raise _ParseError(f"Invalid Month value: '{sub}'", i)
+                    raise _ParseError(f"Invalid Month value: '{shown(sub)}'", i)
         elif kind == DAY_OF_WEEK:
             start = _DAYS.get(sub, -1)
             if start < 0:
-                raise _ParseError(f"Invalid Day-of-Week value: '{sub}'", i)
+                raise _ParseError(f"Invalid Day-of-Week value: '{shown(sub)}'", i)
             if len(s) > i + 3:
                 c = s[i + 3]
                 if c == "-":
@@ -171,14 +186,14 @@ class _QuartzParser:
                     sub = _substring(s, i, i + 3)
                     end = _DAYS.get(sub, -1)
                     if end < 0:
-                        raise _ParseError(f"Invalid Day-of-Week value: '{sub}'", i)
+                        raise _ParseError(f"Invalid Day-of-Week value: '{shown(sub)}'", i)
                 elif c == "#":
                     i += 4
                     self.nth_day_of_week = self._nth(s[i:], i)
                 elif c == "L":
                     self.last_day_of_week = True
         else:
-            raise _ParseError(f"Illegal characters for this position: '{sub}'", i)
+            raise _ParseError(f"Illegal characters for this position: '{shown(sub)}'", i)
         self.add(start, end, 1 if end != -1 else 0, kind)
 
     @staticmethod
@@ -194,7 +209,7 @@ class _QuartzParser:
     def _store_no_spec(self, s: str, kind: int) -> None:
         i = 1
         if i + 1 < len(s) and s[i] != " " and s[i + 1] != "\t":
-            raise _ParseError(f"Illegal character after '?': {s[i]}", i)
+            raise _ParseError(f"Illegal character after '?': {shown(s[i])}", i)
         if kind not in (DAY_OF_WEEK, DAY_OF_MONTH):
             raise _ParseError("'?' can only be specified for Day-of-Month or Day-of-Week.", i)
         if kind == DAY_OF_WEEK and not self.last_day_of_month:
@@ -324,7 +339,7 @@ class _QuartzParser:
         i += 1
         if i < len(s):
             if not _is_digit(s[i]):
-                raise _ParseError(f"Unexpected character '{s[i]}' after '/'", i)
+                raise _ParseError(f"Unexpected character '{shown(s[i])}' after '/'", i)
             step = _get_value(step, s, i).value
         _check_increment(step, kind, i)
         self.add(val, -1, step, kind)

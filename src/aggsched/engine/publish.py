@@ -27,8 +27,15 @@ from aggsched.engine.queueing import queue_batch
 from aggsched.planning.aggregates import definition_spec
 from aggsched.planning.cube import CubeSpec, SpecError, cube_spec, grain_spec
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.sml import AggregateSpec, SmlError, load_repository, read_source, system_aggregates
-from aggsched.store import Store, catalog, org_settings, utcnow
+from aggsched.sml import (
+    AggregateSpec,
+    Repository,
+    SmlError,
+    load_repository,
+    read_source,
+    system_aggregates,
+)
+from aggsched.store import Store, catalog, limits, org_settings, utcnow
 from aggsched.store.models import (
     AggregateDefinition,
     BatchType,
@@ -137,6 +144,9 @@ def publish(
         ]
         for name, rm in loaded.models.items()
     }
+    unstorable = _unstorable_names(repo, planned)
+    if unstorable:
+        raise PublishError(unstorable)
     with store.session() as session:
         catalog.get_org(session, org_id)
         project = catalog.upsert_project(
@@ -167,6 +177,56 @@ def publish(
         if not org_settings.get_bool_setting(session, org_id, "aggregates.new.build.scheduled"):
             result.queued_batches = _queue_pending(session, project.id, published_by)
     return result
+
+
+def _aggregate_fields(
+    file: str, item: _Planned | _Invalid
+) -> list[tuple[str, str, str | None, int]]:
+    """The stored names of one aggregate, each with the field it came from."""
+    if isinstance(item, _Invalid):
+        where = f"aggregate {item.name[:60]!r}"
+        return [(file, f"{where} unique_name", item.name, limits.NAME),
+                (file, f"{where} label", item.label, limits.NAME)]  # fmt: skip
+    where = f"aggregate {item.spec.name[:60]!r}"
+    return [
+        (file, f"{where} unique_name", item.spec.name, limits.NAME),
+        (file, f"{where} label", item.sml.label, limits.NAME),
+        (file, f"{where} dataset", item.spec.fact.dataset, limits.NAME),
+        (file, f"{where} connection", item.spec.connection, limits.NAME),
+    ]
+
+
+def _unstorable_names(
+    repo: Repository, planned: Mapping[str, Sequence[_Planned | _Invalid]]
+) -> list[SmlError]:
+    """Names that do not fit their metadata column (``store.limits``): errors naming the
+    file and field, found before anything is stored (PostgreSQL would refuse them with a
+    server error; SQLite would store them)."""
+    fields: list[tuple[str, str, str | None, int]] = [
+        (repo.catalog.file, "unique_name", repo.catalog.unique_name, limits.NAME),
+        (repo.catalog.file, "label", repo.catalog.label, limits.NAME),
+        (repo.catalog.file, "version", _text(repo.catalog.version), limits.VERSION),
+    ]
+    for name, items in planned.items():
+        model = repo.models[name]
+        fields += [(model.file, "unique_name", name, limits.NAME),
+                   (model.file, "label", model.label, limits.NAME)]  # fmt: skip
+        for item in items:
+            fields += _aggregate_fields(model.file, item)
+    errors = []
+    for file, field_name, value, limit in fields:
+        if value is None:
+            continue
+        problem = limits.unsafe_character(value)
+        if len(value) > limit:
+            problem = f"{len(value)} characters long; at most {limit} are accepted"
+        if problem:
+            errors.append(SmlError(file, field_name, None, problem))
+    return errors
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _sync_definitions(

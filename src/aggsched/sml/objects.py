@@ -48,19 +48,23 @@ _NOT_DERIVABLE = frozenset(
     }
 )
 
-_GRACE = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_GRACE = re.compile(r"([0-9]{1,12})\s*([smhdw]?)")  # on stripped text: linear, no huge ints
 _GRACE_UNITS = {"s": "seconds", "": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_grace_period(text: str) -> timedelta:
     """``'1w'``, ``'12h'``, ``'30m'``, ``'2d'``, ``'100s'`` or plain seconds -> timedelta."""
-    match = _GRACE.match(text)
+    match = _GRACE.fullmatch(text.strip()) if len(text) <= 64 else None
     if not match:
-        raise ValueError(f"invalid grace_period {text!r} (expected e.g. 30m, 12h, 2d, 1w)")
+        shown = text if len(text) <= 64 else text[:64] + "..."
+        raise ValueError(f"invalid grace_period {shown!r} (expected e.g. 30m, 12h, 2d, 1w)")
     amount, unit = int(match.group(1)), match.group(2)
-    if unit == "w":
-        return timedelta(weeks=amount)
-    return timedelta(**{_GRACE_UNITS[unit]: amount})
+    try:
+        if unit == "w":
+            return timedelta(weeks=amount)
+        return timedelta(**{_GRACE_UNITS[unit]: amount})
+    except OverflowError as exc:
+        raise ValueError(f"grace_period {text!r} is longer than a timedelta holds") from exc
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,22 @@ from aggsched.store.types import utcnow
 _hasher = PasswordHasher()
 
 
+# argon2 hash of a random password nobody knows, with the hasher's parameters
+_DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$8NE6H6lK3oNvF9JqGVr2kg$"
+    "bm+gVeqDkKarpiOIAXviX2FaG9RiBQ6f2zlvYKh317c"
+)
+
+
 @cache
 def _dummy_hash() -> str:
-    """Made on first use, not at import: every CLI start imports this module."""
-    return _hasher.hash("not a password of anyone")
+    """What an unknown user's password is checked against, at the cost of a real check (so
+    timing does not reveal which names exist). A constant, not hashed at import (every CLI
+    start imports this module) nor at first use (the first failed login then cost two
+    argon2 runs, over 2 s on a loaded machine); made anew only if the parameters differ."""
+    if _hasher.check_needs_rehash(_DUMMY_HASH):
+        return _hasher.hash("not a password of anyone")
+    return _DUMMY_HASH
 
 
 def _flush_or_conflict(session: Session, what: str) -> None:

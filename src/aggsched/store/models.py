@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aggsched.planning.plan import BatchType
+from aggsched.store import limits
 from aggsched.store.types import UTCDateTime, utcnow
 
 NAMING_CONVENTION = {
@@ -93,7 +94,7 @@ class Base(DeclarativeBase):
 
 
 def _org_fk() -> Mapped[str]:
-    return mapped_column(String(64), ForeignKey("organizations.id"), index=True)
+    return mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"), index=True)
 
 
 def _created() -> Mapped[datetime]:
@@ -108,8 +109,8 @@ class Organization(Base):
     """A tenant (``orgId``). The ``default`` organization is created by the migration."""
 
     __tablename__ = "organizations"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255))
+    id: Mapped[str] = mapped_column(String(limits.ORG_ID), primary_key=True)
+    name: Mapped[str] = mapped_column(String(limits.NAME))
     created_at: Mapped[datetime] = _created()
 
 
@@ -118,7 +119,7 @@ class User(Base):
 
     __tablename__ = "users"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    username: Mapped[str] = mapped_column(String(255), unique=True)
+    username: Mapped[str] = mapped_column(String(limits.NAME), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
 
@@ -132,9 +133,9 @@ class Membership(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     org_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("organizations.id"), primary_key=True
+        String(limits.ORG_ID), ForeignKey("organizations.id"), primary_key=True
     )
-    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    role: Mapped[str] = mapped_column(String(limits.ENUM), primary_key=True)
 
 
 class OrgSetting(Base):
@@ -142,9 +143,9 @@ class OrgSetting(Base):
 
     __tablename__ = "settings"
     org_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("organizations.id"), primary_key=True
+        String(limits.ORG_ID), ForeignKey("organizations.id"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(limits.NAME), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
 
@@ -155,11 +156,11 @@ class Connection(Base):
     __table_args__ = (UniqueConstraint("org_id", "name"),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     org_id: Mapped[str] = _org_fk()
-    name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(limits.NAME))
     url: Mapped[str] = mapped_column(Text)
-    aggregate_schema: Mapped[str] = mapped_column(String(255), default="as_agg")
-    database_override: Mapped[str | None] = mapped_column(String(255))
-    schema_override: Mapped[str | None] = mapped_column(String(255))
+    aggregate_schema: Mapped[str] = mapped_column(String(limits.NAME), default="as_agg")
+    database_override: Mapped[str | None] = mapped_column(String(limits.NAME))
+    schema_override: Mapped[str | None] = mapped_column(String(limits.NAME))
     # the dialect the model's SQL on this connection is written in (sqlglot name);
     # None: the SML connection's platform decides
     sql_dialect: Mapped[str | None] = mapped_column(String(64))
@@ -173,12 +174,12 @@ class Project(Base):
     __table_args__ = (UniqueConstraint("org_id", "unique_name"),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     org_id: Mapped[str] = _org_fk()
-    unique_name: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255))
-    version: Mapped[str | None] = mapped_column(String(64))
-    source_digest: Mapped[str | None] = mapped_column(String(128))
+    unique_name: Mapped[str] = mapped_column(String(limits.NAME))
+    name: Mapped[str] = mapped_column(String(limits.NAME))
+    version: Mapped[str | None] = mapped_column(String(limits.VERSION))
+    source_digest: Mapped[str | None] = mapped_column(String(limits.DIGEST))
     published_at: Mapped[datetime] = _created()
-    published_by: Mapped[str | None] = mapped_column(String(255))
+    published_by: Mapped[str | None] = mapped_column(String(limits.NAME))
 
 
 class Cube(Base):
@@ -191,8 +192,8 @@ class Cube(Base):
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
     org_id: Mapped[str] = _org_fk()
-    unique_name: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255))
+    unique_name: Mapped[str] = mapped_column(String(limits.NAME))
+    name: Mapped[str] = mapped_column(String(limits.NAME))
     created_at: Mapped[datetime] = _created()
     deleted_at: Mapped[datetime | None]
     # the queryable model (planning.cube.CubeSpec as JSON), written at each publish
@@ -215,14 +216,14 @@ class AggregateDefinition(Base):
     cube_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("cubes.id", ondelete="CASCADE"), index=True
     )
-    unique_name: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(255))
-    type: Mapped[str] = mapped_column(String(32))
-    subtype: Mapped[str] = mapped_column(String(32))
-    fingerprint: Mapped[str] = mapped_column(String(128))
+    unique_name: Mapped[str] = mapped_column(String(limits.NAME))
+    name: Mapped[str] = mapped_column(String(limits.NAME))
+    type: Mapped[str] = mapped_column(String(limits.ENUM))
+    subtype: Mapped[str] = mapped_column(String(limits.ENUM))
+    fingerprint: Mapped[str] = mapped_column(String(limits.DIGEST))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    fact_dataset: Mapped[str] = mapped_column(String(255))
-    connection_id: Mapped[str] = mapped_column(String(255))
+    fact_dataset: Mapped[str] = mapped_column(String(limits.NAME))
+    connection_id: Mapped[str] = mapped_column(String(limits.NAME))
     incremental: Mapped[bool] = mapped_column(default=False)
     blocked: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = _created()
@@ -233,9 +234,9 @@ class AggregateDefinition(Base):
     invalid_reason: Mapped[str | None] = mapped_column(Text)
     # the stable view named after the definition in the aggregate schema, and the table
     # it selects from now (None: no view exists)
-    view_name: Mapped[str | None] = mapped_column(String(255))
-    view_schema: Mapped[str | None] = mapped_column(String(255))
-    view_table: Mapped[str | None] = mapped_column(String(255))
+    view_name: Mapped[str | None] = mapped_column(String(limits.NAME))
+    view_schema: Mapped[str | None] = mapped_column(String(limits.NAME))
+    view_table: Mapped[str | None] = mapped_column(String(limits.NAME))
     # a demand-defined aggregate's reasons: the logged queries that justified it, its
     # estimated benefit and rows, the advisor run that made it
     justification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -265,16 +266,16 @@ class AggregateInstance(Base):
     definition_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("aggregate_definitions.id", ondelete="CASCADE"), index=True
     )
-    org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
+    org_id: Mapped[str] = mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"))
     cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
     batch_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("build_batches.id", ondelete="SET NULL"), index=True
     )
-    status: Mapped[str] = mapped_column(String(32), default=InstanceStatus.PENDING.value)
+    status: Mapped[str] = mapped_column(String(limits.ENUM), default=InstanceStatus.PENDING.value)
     message: Mapped[str] = mapped_column(Text, default="")
-    table_name: Mapped[str | None] = mapped_column(String(255))
-    table_schema: Mapped[str | None] = mapped_column(String(255))
-    connection_id: Mapped[str | None] = mapped_column(String(255))
+    table_name: Mapped[str | None] = mapped_column(String(limits.NAME))
+    table_schema: Mapped[str | None] = mapped_column(String(limits.NAME))
+    connection_id: Mapped[str | None] = mapped_column(String(limits.NAME))
     number_of_rows: Mapped[int | None] = mapped_column(Integer)
     build_duration: Mapped[float | None] = mapped_column(Float)
     materialization_start_time: Mapped[datetime | None]
@@ -300,16 +301,16 @@ class Schedule(Base):
         Index("ix_schedules_org_cube", "org_id", "cube_id"),
     )
     job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
+    org_id: Mapped[str] = mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"))
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
-    time_expression: Mapped[str] = mapped_column(String(255))
-    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
-    path: Mapped[str] = mapped_column(String(255), default="aggregate/create")
+    time_expression: Mapped[str] = mapped_column(String(limits.TIME_EXPRESSION))
+    time_zone: Mapped[str] = mapped_column(String(limits.TIME_ZONE), default="UTC")
+    path: Mapped[str] = mapped_column(String(limits.NAME), default="aggregate/create")
     full_build: Mapped[bool] = mapped_column(default=True)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = _created()
-    created_by_user: Mapped[str] = mapped_column(String(255), default="")
+    created_by_user: Mapped[str] = mapped_column(String(limits.NAME), default="")
     next_fire_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = _updated()
@@ -325,7 +326,7 @@ class Execution(Base):
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("schedules.job_id", ondelete="CASCADE"))
-    org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
+    org_id: Mapped[str] = mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"))
     cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
     scheduled_fire_time: Mapped[datetime]
     executed_at: Mapped[datetime] = _created()
@@ -360,24 +361,24 @@ class BuildBatch(Base):
         ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
+    org_id: Mapped[str] = mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"))
     project_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE")
     )
     cube_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
-    batch_type: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32), default=BatchStatus.PENDING.value)
+    batch_type: Mapped[str] = mapped_column(String(limits.BATCH_TYPE))
+    status: Mapped[str] = mapped_column(String(limits.ENUM), default=BatchStatus.PENDING.value)
     create_date: Mapped[datetime] = _created()
     start_time: Mapped[datetime | None]
     end_time: Mapped[datetime | None]
     estimate_time: Mapped[int] = mapped_column(default=0)
     message: Mapped[str] = mapped_column(Text, default="")
-    requested_by: Mapped[str] = mapped_column(String(255), default="")
+    requested_by: Mapped[str] = mapped_column(String(limits.NAME), default="")
     job_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("schedules.job_id", ondelete="SET NULL")
     )
     execution_id: Mapped[uuid.UUID | None]
-    worker_id: Mapped[str | None] = mapped_column(String(255))
+    worker_id: Mapped[str | None] = mapped_column(String(limits.NAME))
     heartbeat_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
@@ -394,10 +395,10 @@ class MaintenanceSchedule(Base):
 
     __tablename__ = "maintenance_schedules"
     org_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+        String(limits.ORG_ID), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
-    job: Mapped[str] = mapped_column(String(32), primary_key=True, default="maintenance")
-    time_expression: Mapped[str] = mapped_column(String(255))
+    job: Mapped[str] = mapped_column(String(limits.ENUM), primary_key=True, default="maintenance")
+    time_expression: Mapped[str] = mapped_column(String(limits.TIME_EXPRESSION))
     next_fire_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = _updated()
 
@@ -425,17 +426,17 @@ class QueryLog(Base):
         Index("ix_query_log_cube_created", "cube_id", "created_at"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    org_id: Mapped[str] = mapped_column(String(64), ForeignKey("organizations.id"))
+    org_id: Mapped[str] = mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"))
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     cube_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cubes.id", ondelete="CASCADE"))
-    username: Mapped[str] = mapped_column(String(255), default="")
+    username: Mapped[str] = mapped_column(String(limits.NAME), default="")
     created_at: Mapped[datetime] = _created()
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     filter_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     grain: Mapped[dict[str, Any]] = mapped_column(default=dict)
     grain_key: Mapped[str] = mapped_column(String(64), default="")
-    served_by: Mapped[str] = mapped_column(String(32), default="base")
+    served_by: Mapped[str] = mapped_column(String(limits.ENUM), default="base")
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
     planning_ms: Mapped[float] = mapped_column(Float, default=0.0)
     rows: Mapped[int] = mapped_column(Integer, default=0)
@@ -459,12 +460,32 @@ class QueryHit(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class ApiToken(Base):
+    """A long-lived API token of one user in one organization (AtScale's last 90 days),
+    for scripts; browser sessions keep short JWTs. Only the SHA-256 of the secret is kept
+    (the secret is 256 random bits, so a fast hash is enough: nothing to brute-force).
+    Revoking stamps ``revoked_at``; every request checks it, so it takes effect at once."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(limits.DIGEST), unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(limits.NAME), default="")
+    created_by: Mapped[str] = mapped_column(String(limits.NAME), default="")
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 class Lease(Base):
     """A named, expiring lock (the single scheduler node on SQLite)."""
 
     __tablename__ = "leases"
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(limits.NAME), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(limits.NAME))
     expires_at: Mapped[datetime]
 
 
@@ -472,6 +493,7 @@ __all__ = [
     "DEFAULT_ORG_ID",
     "AggregateDefinition",
     "AggregateInstance",
+    "ApiToken",
     "Base",
     "BatchStatus",
     "BatchType",

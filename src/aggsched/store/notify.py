@@ -2,8 +2,11 @@
 
 A writer calls ``notify(session, channel)`` inside its transaction. On PostgreSQL that is
 ``pg_notify``, which the server delivers to every listening node only when the
-transaction commits (so a woken scheduler sees the change). In the same process a commit
-hook on the store's engine delivers it too, which is all SQLite has (one node per file).
+transaction commits (so a woken scheduler sees the change). In the same process the
+session's ``after_commit`` event delivers it too, which is all SQLite has (one node per
+file). It must be *after* the commit: the engine's ``commit`` event runs before the
+database commits, and a scheduler woken then re-reads too early, misses the new row and
+sleeps its whole idle period (issue 12, item 1).
 ``ChangeFeed`` is the receiving side: one per process and store, with subscribers per
 channel. Notifications are hints that something changed, never the data itself: a
 missed one only delays the receiver until its next safety poll.
@@ -14,11 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, event, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from aggsched.store.db import Store
 
@@ -40,7 +42,7 @@ def notify(session: Session, channel: str) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
-    connection.info.setdefault(_PENDING_KEY, set()).add(channel)
+    session.info.setdefault(_PENDING_KEY, set()).add(channel)
 
 
 def notify_schedules_changed(session: Session) -> None:
@@ -56,8 +58,9 @@ def notify_batches_queued(session: Session) -> None:
 class ChangeFeed:
     """Delivers notifications of one store to in-process subscribers.
 
-    Same-process commits arrive through an engine commit hook; on PostgreSQL a thread
-    also LISTENs on a connection of its own, so commits on other nodes arrive too.
+    Same-process commits arrive through the sessions' ``after_commit`` event (sessions
+    of any ``Store`` on this feed's engine); on PostgreSQL a thread also LISTENs on a
+    connection of its own, so commits on other nodes arrive too.
     """
 
     def __init__(self, store: Store) -> None:
@@ -80,8 +83,8 @@ class ChangeFeed:
             return
         self._started = True
         self._stop.clear()
-        event.listen(self._engine, "begin", _forget_pending)
-        event.listen(self._engine, "commit", self._on_commit)
+        event.listen(Session, "after_transaction_create", self._forget_pending)
+        event.listen(Session, "after_commit", self._on_commit)
         if self._engine.dialect.name == "postgresql":
             self._thread = threading.Thread(target=self._listen, name="change-feed", daemon=True)
             self._thread.start()
@@ -91,8 +94,8 @@ class ChangeFeed:
             return
         self._started = False
         self._stop.set()
-        event.remove(self._engine, "begin", _forget_pending)
-        event.remove(self._engine, "commit", self._on_commit)
+        event.remove(Session, "after_transaction_create", self._forget_pending)
+        event.remove(Session, "after_commit", self._on_commit)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -103,9 +106,21 @@ class ChangeFeed:
         for callback in callbacks:
             callback()
 
-    def _on_commit(self, connection: Any) -> None:
-        for channel in connection.info.pop(_PENDING_KEY, set()):
+    def _on_commit(self, session: Session) -> None:
+        """After the database committed: what this transaction announced is visible now.
+        Several feeds may watch one engine, so the pending set is read, not consumed; the
+        next transaction of the session starts it afresh (``_forget_pending``)."""
+        if session.bind is not self._engine:
+            return
+        for channel in sorted(session.info.get(_PENDING_KEY, ())):
             self.deliver(channel)
+
+    def _forget_pending(self, session: Session, transaction: SessionTransaction) -> None:
+        """A new outermost transaction starts with nothing to announce (a rolled-back one
+        announced none; a committed one was delivered at its commit). A method, not a
+        function, so each feed's listener is its own and ``stop`` removes only that one."""
+        if transaction.parent is None and session.bind is self._engine:
+            session.info.pop(_PENDING_KEY, None)
 
     def _dsn(self) -> str:
         url = self._engine.url.set(drivername="postgresql")
@@ -124,8 +139,3 @@ class ChangeFeed:
             except psycopg.Error as exc:
                 log.warning("change feed: lost the LISTEN connection (%s); reconnecting", exc)
                 self._stop.wait(RECONNECT_SECONDS)
-
-
-def _forget_pending(connection: Any) -> None:
-    """A new transaction starts with nothing to announce (a rolled-back one announced none)."""
-    connection.info.pop(_PENDING_KEY, None)

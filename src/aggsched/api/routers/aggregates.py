@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,7 +14,8 @@ from aggsched.api import present, schemas
 from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.errors import ApiError
-from aggsched.store import api_views, catalog, org_settings, utcnow
+from aggsched.api.validation import IsoDateTime
+from aggsched.store import api_views, catalog, limits, org_settings, utcnow
 from aggsched.store import queries as query_log
 from aggsched.store.models import (
     AggregateDefinition,
@@ -88,30 +89,24 @@ def list_instances(
     cubeId: uuid.UUID | None = None,
     status: InstanceStatus | None = None,
     batchId: uuid.UUID | None = None,
-    tableName: Annotated[str | None, Query(max_length=255)] = None,
-    startTime: datetime | None = None,
-    endTime: datetime | None = None,
+    tableName: Annotated[str | None, Query(max_length=limits.NAME)] = None,
+    startTime: Annotated[IsoDateTime | None, Query()] = None,
+    endTime: Annotated[IsoDateTime | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, object]:
     """Aggregate instances, newest first; ``startTime``/``endTime`` bound the
-    materialization window (naive times are taken as UTC)."""
+    materialization window (ISO-8601; a time without offset is UTC)."""
     with store.session() as session:
         rows, total = api_views.list_instances(
             session, org.org_id, definition_id=definitionId, project_id=projectId,
             cube_id=cubeId, status=status.value if status else None, batch_id=batchId,
-            table_name=tableName, start_time=_aware(startTime), end_time=_aware(endTime),
+            table_name=tableName, start_time=startTime, end_time=endTime,
             limit=limit, offset=offset,
         )  # fmt: skip
         hits = query_log.instance_hits(session, [r.id for r in rows])
         data = [present.instance(row, hits.get(row.id)) for row in rows]
     return ok(schemas.Page(data=data, limit=limit, offset=offset, total=total))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 @router.delete(

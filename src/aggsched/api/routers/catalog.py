@@ -3,12 +3,9 @@ aggregates of one cube."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-import zipfile
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 
 from aggsched.api import present, schemas
 from aggsched.api.deps import (
@@ -18,31 +15,44 @@ from aggsched.api.deps import (
     OrgAdmin,
     OrgRead,
     ProjectId,
+    SettingsDep,
     StoreDep,
     find_cube,
 )
 from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.api.routers.aggregates import definitions_page
+from aggsched.config import Settings
 from aggsched.engine.publish import PublishError, PublishResult, publish
 from aggsched.planning.sqlgen import dialect_name
 from aggsched.sml import SmlError
-from aggsched.sml.source import SourceError, read_tar, read_zip, strip_common_root
-from aggsched.store import api_views, catalog
+from aggsched.sml.source import ArchiveFormatError, ArchiveLimits, SourceError, read_archive
+from aggsched.store import api_views, catalog, limits
 from aggsched.warehouse import WarehouseConfigError, validate_url
 
 router = APIRouter(prefix="/org/{orgId}", tags=["catalog"])
 
 
-def archive_files(data: bytes) -> dict[str, bytes]:
-    """An uploaded .zip or .tar(.gz) -> repository-relative files; 400 if neither."""
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    return ArchiveLimits(
+        max_member_bytes=settings.max_upload_member_bytes,
+        max_total_bytes=settings.max_upload_expanded_bytes,
+        max_members=settings.max_upload_members,
+    )
+
+
+def archive_files(stream: BinaryIO, settings: Settings) -> dict[str, bytes]:
+    """An uploaded .zip or .tar(.gz), read from its spooled file member by member within
+    the upload limits -> repository-relative files; 400 if neither or past a limit."""
     try:
-        files = read_zip(data) if zipfile.is_zipfile(io.BytesIO(data)) else read_tar(data)
-    except (SourceError, tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise bad_request("file", f"not a .zip or .tar.gz archive ({exc})") from exc
+        files = read_archive(stream, archive_limits(settings))
+    except ArchiveFormatError as exc:
+        raise bad_request("file", f"not a .zip or .tar.gz archive ({exc.__cause__})") from exc
+    except SourceError as exc:
+        raise bad_request("file", str(exc)) from exc
     if not files:
         raise bad_request("file", "the archive holds no files")
-    return strip_common_root(files)
+    return files
 
 
 def _problem(error: SmlError) -> FieldProblem:
@@ -71,6 +81,7 @@ def _published(result: PublishResult) -> schemas.PublishOut:
 def publish_project(
     org: OrgAdmin,
     store: StoreDep,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the SML repository as .zip or .tar.gz")],
     strict: Annotated[
         bool, Query(description="refuse the whole repository when any aggregate is invalid")
@@ -79,8 +90,9 @@ def publish_project(
     """Publish (or republish) an SML repository; a broken model stores nothing and lists
     every error as ``<file>:<line> <yaml path>``. An aggregate that cannot be built as
     written is stored as an ``invalid`` definition with its reason (change ``invalid``),
-    unless ``strict`` refuses the repository."""
-    files = archive_files(file.file.read())
+    unless ``strict`` refuses the repository. The upload is spooled to disk as it arrives
+    and read from there (``AGGSCHED_MAX_UPLOAD_*`` bound what it may expand to)."""
+    files = archive_files(file.file, settings)
     try:
         # `${var}` comes from the repository's own .env only: the server's environment
         # (secrets, AGGSCHED_*) is never exposed to an uploaded project
@@ -188,8 +200,11 @@ def put_connection(org: OrgAdmin, store: StoreDep, body: schemas.ConnectionIn) -
         return ok(present.connection(row))
 
 
+ConnectionName = Annotated[str, Path(max_length=limits.NAME, description="SML connection name")]
+
+
 @router.delete("/connections/{name}", response_model=Envelope[str])
-def delete_connection(org: OrgAdmin, store: StoreDep, name: str) -> dict[str, object]:
+def delete_connection(org: OrgAdmin, store: StoreDep, name: ConnectionName) -> dict[str, object]:
     with store.session() as session:
         catalog.delete_connection(session, org.org_id, name)
     return ok(f"successfully deleted connection: [{name}]")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +12,7 @@ from aggsched.api.deps import CubeId, Limit, Offset, OrgRead, ProjectId, StoreDe
 from aggsched.api.envelope import Envelope, ok, timestamp
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.api.query_schemas import ColumnOut, QueryIn, QueryLogOut, QueryOut, ServedByOut
+from aggsched.api.validation import IsoDateTime, Name
 from aggsched.engine.queries import QueryFailed, QueryRefused, QueryResult, QueryService
 from aggsched.store import queries as query_log
 from aggsched.store.models import QueryLog
@@ -90,12 +90,12 @@ def list_queries(
     org: OrgRead,
     store: StoreDep,
     cubeId: uuid.UUID | None = None,
-    user: Annotated[str | None, Query(max_length=255)] = None,
+    user: Annotated[Name | None, Query()] = None,
     servedBy: Annotated[
         str | None, Query(pattern="^(base|aggregate|mixed|error)$", description="what answered")
     ] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[IsoDateTime | None, Query()] = None,
+    until: Annotated[IsoDateTime | None, Query()] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, object]:

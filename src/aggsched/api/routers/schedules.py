@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
@@ -31,6 +33,7 @@ from aggsched.api.deps import (
 )
 from aggsched.api.envelope import Envelope, FieldProblem, ok
 from aggsched.api.errors import ApiError, bad_request
+from aggsched.api.validation import Name, TimeExpression, ZoneName
 from aggsched.cron import CronSyntaxError, CronTimeZoneError
 from aggsched.engine import scheduler as engine_scheduler
 from aggsched.engine.queueing import queue_batch
@@ -88,9 +91,11 @@ def list_cube_schedules(
         return ok(_listing(session, schedules.list_schedules(session, org.org_id, cube.id)))
 
 
-def _merge(body: schemas.ScheduleCreate | None, query: schemas.ScheduleCreate) -> dict:  # type: ignore[type-arg]
-    """Body values win over query parameters; both are seen in the wild."""
-    merged = query.model_dump(exclude_none=True)
+def body_over_query(body: BaseModel | None, query: Mapping[str, object]) -> dict[str, object]:
+    """The one rule for values that may come from the JSON body or from query parameters
+    (AtScale scripts send both), for ``scheduler`` and ``execute`` alike: a field given
+    in the body (not null) wins; a field the body leaves out comes from the query."""
+    merged = {name: value for name, value in query.items() if value is not None}
     if body is not None:
         merged.update(body.model_dump(exclude_none=True))
     return merged
@@ -103,30 +108,31 @@ def create_cube_schedule(
     projectId: ProjectId,
     cubeId: CubeId,
     body: Annotated[schemas.ScheduleCreate | None, Body()] = None,
-    time_expression: Annotated[str | None, Query(max_length=255)] = None,
-    path: Annotated[str | None, Query(max_length=255)] = None,
+    time_expression: Annotated[TimeExpression | None, Query()] = None,
+    path: Annotated[Name | None, Query()] = None,
     full_build: bool | None = None,
-    time_zone: Annotated[str | None, Query(max_length=64)] = None,
+    time_zone: Annotated[ZoneName | None, Query()] = None,
 ) -> dict[str, object]:
-    """Create a schedule from a Quartz cron ``time_expression`` (JSON body or query)."""
-    query = schemas.ScheduleCreate(
-        time_expression=time_expression, path=path, full_build=full_build, time_zone=time_zone
-    )
-    values = _merge(body, query)
+    """Create a schedule from a Quartz cron ``time_expression`` (JSON body or query; a
+    body field wins over the query parameter of the same name)."""
+    query = {"time_expression": time_expression, "path": path, "full_build": full_build,
+             "time_zone": time_zone}  # fmt: skip
+    values = body_over_query(body, query)
     text = values.get("time_expression")
     if not text or not str(text).strip():
         raise bad_request("time_expression", "required (a Quartz cron expression)")
     if values.get("path", PATH) != PATH:
         raise bad_request("path", f"must be {PATH!r}, got {values['path']!r}")
-    zone = values.get("time_zone") or "UTC"
+    zone = str(values.get("time_zone") or "UTC")
     now = utcnow()
-    fire_at = next_fire(text, zone, now)
+    fire_at = next_fire(str(text), zone, now)
     with store.session() as session:
         cube = find_cube(session, org.org_id, projectId, cubeId)
         row = schedules.create_schedule(
             session, org_id=org.org_id, project_id=cube.project_id, cube_id=cube.id,
-            time_expression=text, next_fire_at=fire_at, time_zone=zone, path=PATH,
-            full_build=values.get("full_build", True), created_by_user=org.username, now=now,
+            time_expression=str(text), next_fire_at=fire_at, time_zone=zone, path=PATH,
+            full_build=bool(values.get("full_build", True)), created_by_user=org.username,
+            now=now,
         )  # fmt: skip
         notify_schedules_changed(session)  # wakes the scheduler loops at commit
         return ok(present.schedule(row, None))
@@ -223,9 +229,9 @@ def execute(
     full_build: bool | None = None,
 ) -> dict[str, object]:
     """Queue an incremental (or, with ``full_build=true``, full) rebuild of the cube;
-    when the cube already has a pending batch, that batch absorbs the request."""
-    full = bool(body.full_build) if body is not None and body.full_build is not None else False
-    full = full or bool(full_build)
+    when the cube already has a pending batch, that batch absorbs the request.
+    ``full_build`` in the body wins over the query parameter, as for ``scheduler``."""
+    full = bool(body_over_query(body, {"full_build": full_build}).get("full_build", False))
     kind = BatchType.FULL_REBUILD if full else BatchType.INCREMENTAL_REBUILD
     with store.session() as session:
         cube = find_cube(session, org.org_id, projectId, cubeId)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
@@ -13,7 +13,8 @@ from aggsched.api.auth import unauthorized
 from aggsched.api.deps import OrgRead, StoreDep
 from aggsched.api.envelope import Envelope, ErrorEnvelope, ok
 from aggsched.api.errors import ApiError
-from aggsched.store import catalog
+from aggsched.api.validation import unsafe_character
+from aggsched.store import catalog, limits
 
 router = APIRouter(tags=["system"])
 _basic = HTTPBasic(auto_error=False, description="user name and password")
@@ -46,7 +47,7 @@ def readyz(store: StoreDep) -> dict[str, object]:
                      "description": "a bearer token (JWT) as plain text"}},
 )  # fmt: skip
 def login(
-    orgId: str,
+    orgId: Annotated[str, Path(max_length=limits.ORG_ID)],
     request: Request,
     store: StoreDep,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
@@ -55,6 +56,9 @@ def login(
     and wrong passwords get 401; a user without a role in the org gets 404."""
     if credentials is None:
         raise unauthorized("HTTP Basic credentials required", scheme="Basic")
+    name = credentials.username
+    if len(name) > limits.NAME or unsafe_character(name):  # no such user can exist
+        raise unauthorized("wrong user name or password", scheme="Basic")
     with store.session() as session:
         user = catalog.verify_password(session, credentials.username, credentials.password)
         if user is None:
