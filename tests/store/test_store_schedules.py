@@ -119,7 +119,7 @@ def test_due_schedules_claim_only_active_due_ones(store: Store, cube) -> None:
     with store.session() as session:
         claimed = sch.claim_due_schedules(session, now=T0 + timedelta(seconds=1))
         assert [s.job_id for s in claimed] == [due.job_id]
-        sch.advance_schedule(session, claimed[0], T0 + timedelta(days=1))
+        sch.advance_schedules(session, {claimed[0].job_id: T0 + timedelta(days=1)})
     with store.session() as session:
         assert sch.claim_due_schedules(session, now=T0 + timedelta(seconds=1)) == []
 
