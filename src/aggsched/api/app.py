@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aggsched.api import errors
 from aggsched.api.auth import Authenticator
+from aggsched.api.bookmarks import HistoryBookmarks
 from aggsched.api.envelope import ErrorEnvelope
 from aggsched.api.routers import aggregates, builds, catalog, schedules, system
 from aggsched.api.totals import TotalCounter
@@ -87,6 +88,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.store = store
     app.state.authenticator = Authenticator.from_settings(settings)
     app.state.totals = TotalCounter(store)
+    app.state.bookmarks = HistoryBookmarks(store)
     errors.install(app)
     for module in (system, builds, schedules, aggregates, catalog):
         app.include_router(module.router)
