@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = 100_000 if quick else 1_000_000
     requests = 200
     print("bench_api: p99 of each endpoint vs the trivial authenticated endpoint "
-          "(target <= 3x at offset 0)")  # fmt: skip
+          "(target <= 3x, history offset N/2 and the whole schedule list included)")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="aggsched-bench-sqlite-") as tmp:
         run_backend("SQLite", f"sqlite:///{tmp}/bench.db", batches, requests)
     with pg_database() as url:
