@@ -131,7 +131,10 @@ class Settings(BaseSettings):
         "once now and the schedule resumes its cadence (Quartz's default is 60 s).",
     )
     scheduler_batch_size: int = Field(
-        default=200, ge=1, description="Due schedules one scheduler transaction fires at most."
+        default=1000,
+        ge=1,
+        description="Due schedules one scheduler transaction fires at most (a pass is "
+        "set-based: a few statements whatever its size, so a second's fires fit in one).",
     )
     scheduler_idle_seconds: float = Field(
         default=10.0,

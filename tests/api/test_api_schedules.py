@@ -140,3 +140,36 @@ def test_execute_coalesces_and_upgrades(api: ApiEnv) -> None:
         batch = session.get(BuildBatch, uuid.UUID(first["batch_id"]))
         assert batch is not None and batch.batch_type == "full-rebuild"
         assert batch.requested_by == "admin" and batch.status == "pending"
+
+
+def test_list_items_equal_the_single_schedule_and_page_with_limit_offset(api: ApiEnv) -> None:
+    """The list is built without models (for speed): each item must be exactly what the
+    single-schedule endpoint (built through the models) answers, fired or not."""
+    from datetime import UTC, datetime
+
+    from aggsched.store import schedules
+
+    made = [_post(api, json={"time_expression": CRON}).json()["response"]["job_id"]
+            for _ in range(3)]  # fmt: skip
+    with api.store.session() as session:
+        fired = schedules.get_schedule(session, "default", uuid.UUID(made[1]))
+        when = datetime(2024, 1, 1, tzinfo=UTC)
+        schedules.record_execution(session, fired, executed_at=when, scheduled_fire_time=when)
+    base = f"{api.cube_path()}/scheduler"
+    listed = api.client.get(base, headers=api.headers())
+    assert listed.status_code == 200
+    everything = listed.json()["response"]
+    assert isinstance(everything, list) and {s["job_id"] for s in everything} >= set(made)
+    for item in everything:
+        single = api.client.get(f"{base}/jobId/{item['job_id']}", headers=api.headers())
+        assert item == single.json()["response"]
+    by_id = {s["job_id"]: s for s in everything}
+    assert by_id[made[1]]["latest_execution"]["jobId"] == made[1]
+    assert by_id[made[0]]["latest_execution"] == {"executedAt": "0001-01-01T00:00:00Z",
+                                                 "id": "", "jobId": ""}  # fmt: skip
+    page = api.client.get(base, params={"limit": 2, "offset": 1}, headers=api.headers())
+    assert page.json()["response"] == everything[1:3]
+    beyond = api.client.get(base, params={"offset": len(everything)}, headers=api.headers())
+    assert beyond.json()["response"] == []
+    bad = api.client.get(base, params={"limit": 0}, headers=api.headers())
+    assert bad.status_code == 400

@@ -7,10 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from aggsched.store import ConflictError, NotFoundError, Store
 from aggsched.store import schedules as sch
 from aggsched.store.batches import create_batch
+from aggsched.store.models import Execution
 
 T0 = datetime(2024, 6, 1, 8, tzinfo=UTC)
 
@@ -87,7 +89,7 @@ def test_double_fire_is_rejected(store: Store, cube) -> None:
         assert sch.execution_history(session, job.job_id)[1] == 1
 
 
-def test_latest_executions_for_many_jobs(store: Store, cube) -> None:
+def test_schedule_page_with_each_newest_execution(store: Store, cube) -> None:
     with store.session() as session:
         jobs = [_schedule(session, cube) for _ in range(3)]
         batch = create_batch(
@@ -101,11 +103,21 @@ def test_latest_executions_for_many_jobs(store: Store, cube) -> None:
                     executed_at=T0 + timedelta(hours=k), batch_id=batch.id,
                 )  # fmt: skip
     with store.session() as session:
-        latest = sch.latest_executions(session, [j.job_id for j in jobs])
-        assert set(latest) == {jobs[0].job_id, jobs[1].job_id}
-        assert latest[jobs[1].job_id].executed_at == T0 + timedelta(hours=1)
-        assert latest[jobs[0].job_id].batch_id == batch.id
-        assert sch.latest_executions(session, []) == {}
+        rows = sch.schedule_page(session, "default", cube.cube_id)
+        assert [r.job_id for r in rows] == [j.job_id for j in jobs]  # oldest first
+        latest = {r.job_id: (r.latest_id, r.latest_at) for r in rows}
+        newest = {e.job_id: e for e in session.scalars(select(Execution))
+                  if e.executed_at == max(x.executed_at for x in session.scalars(
+                      select(Execution).where(Execution.job_id == e.job_id)))}  # fmt: skip
+        assert latest[jobs[0].job_id] == (newest[jobs[0].job_id].id, T0)
+        assert latest[jobs[1].job_id] == (newest[jobs[1].job_id].id, T0 + timedelta(hours=1))
+        assert latest[jobs[2].job_id] == (None, None)  # never fired
+        page = sch.schedule_page(session, "default", cube.cube_id, limit=1, offset=1)
+        assert [r.job_id for r in page] == [jobs[1].job_id]
+        sch.delete_schedule(session, "default", jobs[0].job_id)
+        assert [r.job_id for r in sch.schedule_page(session, "default", cube.cube_id)] == [
+            jobs[1].job_id, jobs[2].job_id
+        ]  # fmt: skip
 
 
 def test_due_schedules_claim_only_active_due_ones(store: Store, cube) -> None:
@@ -119,7 +131,7 @@ def test_due_schedules_claim_only_active_due_ones(store: Store, cube) -> None:
     with store.session() as session:
         claimed = sch.claim_due_schedules(session, now=T0 + timedelta(seconds=1))
         assert [s.job_id for s in claimed] == [due.job_id]
-        sch.advance_schedule(session, claimed[0], T0 + timedelta(days=1))
+        sch.advance_schedules(session, {claimed[0].job_id: T0 + timedelta(days=1)})
     with store.session() as session:
         assert sch.claim_due_schedules(session, now=T0 + timedelta(seconds=1)) == []
 

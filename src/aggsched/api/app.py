@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from aggsched.api import errors
 from aggsched.api.auth import Authenticator
+from aggsched.api.bookmarks import HistoryBookmarks
 from aggsched.api.envelope import ErrorEnvelope
 from aggsched.api.guard import RequestGuard
 from aggsched.api.observability import RequestTelemetry
@@ -79,6 +80,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.totals = TotalCounter(store)
     app.state.gauges = metrics.store_registry(store)
     app.router.redirect_slashes = False  # the guard answers "/x/" as "/x" (no 307)
+    app.state.bookmarks = HistoryBookmarks(store)
     errors.install(app)
     for module in (
         system,

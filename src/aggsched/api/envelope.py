@@ -54,9 +54,12 @@ def ok(payload: object) -> dict[str, object]:
 
 
 def timestamp(value: datetime | None) -> str:
-    """RFC 3339 UTC with ``Z`` and microseconds; ``None`` becomes Go's zero time."""
+    """RFC 3339 UTC with ``Z`` and microseconds; ``None`` becomes Go's zero time.
+
+    ``isoformat`` rather than ``strftime``: several times faster, and lists render
+    thousands of these."""
     if value is None:
         return ZERO_TIME
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -8,7 +8,8 @@ autumn overlap is read with the post-transition offset (the second, standard-tim
 occurrence). To agree with Quartz on every instant, this module keeps the calendar as wall
 fields and normalizes at exactly the points where Quartz calls ``get``, then jumps field by
 field with ``bisect`` over sorted value tuples (Quartz's ``TreeSet.tailSet``), never second
-by second.
+by second. A zone's offsets come from a table of its transitions, found once per year of
+use, so evaluating in a zone with DST costs about what UTC does (``Zone``).
 
 Pure: epoch seconds in, epoch seconds out; the zone rules come from ``zoneinfo``.
 """
@@ -16,9 +17,11 @@ Pure: epoch seconds in, epoch seconds out; the zone rules come from ``zoneinfo``
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from aggsched.cron._parse import ParsedFields
@@ -27,6 +30,7 @@ Fields = tuple[int, int, int, int, int, int]  # year, month 0-11, day, hour, min
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH_NAIVE = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
 _FIXED_KEYS = re.compile(r"(Etc/)?(UTC|UCT|GMT|GMT0|GMT[+-]\d{1,2}|Zulu|Universal|Greenwich)")
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -62,10 +66,56 @@ def java_day_of_week(y: int, mo: int, d: int) -> int:
     return date(y, mo + 1, d).toordinal() % 7 + 1
 
 
-class Zone:
-    """Java's view of one IANA zone: fields of an instant, and instant of wall fields."""
+# Zone offsets are sampled daily when looking for transitions: since 1900 no zone has two
+# transitions within two days of each other (checked against every tzdata zone's list).
+_PROBE = 86400
+_CHUNK_YEARS = 8  # a transition table grows by at least this many years at a time
+_TABLE_YEARS = (1900, 2400)  # years a table covers; others read zoneinfo each time
+_YEAR = 31_556_952  # mean Gregorian year in seconds (to find the year of an instant)
 
-    __slots__ = ("fixed_offset", "key", "tz")
+
+class _Table(NamedTuple):
+    """A zone's transitions over the years ``first..last`` (UTC years)."""
+
+    first: int
+    last: int
+    utc: tuple[int, ...]  # transition instants, ascending
+    off: tuple[int, ...]  # offset from each transition on
+    wall: tuple[int, ...]  # wall boundary of each transition (its instant + new offset)
+    base: int  # offset before the first transition
+    odd_days: frozenset[tuple[int, int, int]]  # local (y, mo 0-11, d) with a gap or overlap
+
+    def extended(self, found: list[tuple[int, int, int]], at_end: bool) -> _Table:
+        """With the transitions ``found`` (instant, old offset, new offset) added after
+        (``at_end``) or before the ones known."""
+        utc = tuple(u for u, _, _ in found)
+        off = tuple(new for _, _, new in found)
+        wall = tuple(u + new for u, _, new in found)
+        odd = set(self.odd_days)
+        for u, old, new in found:
+            for w in range(u + min(old, new), u + max(old, new), 3600):
+                odd.add(split_seconds(w)[:3])
+            odd.add(split_seconds(u + max(old, new))[:3])
+        if at_end:
+            return self._replace(utc=self.utc + utc, off=self.off + off, wall=self.wall + wall,
+                                 odd_days=frozenset(odd))  # fmt: skip
+        return self._replace(utc=utc + self.utc, off=off + self.off, wall=wall + self.wall,
+                             odd_days=frozenset(odd))  # fmt: skip
+
+
+class Zone:
+    """Java's view of one IANA zone: fields of an instant, and instant of wall fields.
+
+    The zone's offset transitions are found once per year of use (sampling ``zoneinfo``
+    and bisecting to the second) and kept sorted, so reading an instant or a wall time is
+    a ``bisect`` and integer arithmetic instead of building aware datetimes. Wall times
+    are converted as Java's lenient calendar does: in a gap the earlier offset applies
+    (time moves forward), in an overlap the later one (standard time) -- i.e. below a
+    transition's wall boundary (its instant plus the new offset) the old offset holds,
+    from it on the new one.
+    """
+
+    __slots__ = ("_lock", "_table", "fixed_offset", "key", "tz")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -74,13 +124,93 @@ class Zone:
         if _FIXED_KEYS.fullmatch(key):
             offset = self.tz.utcoffset(datetime(2000, 1, 1))
             self.fixed_offset = int(offset.total_seconds()) if offset is not None else 0
+        # Zones are shared by every thread: the table is immutable and swapped whole
+        # (readers take one reference), and only one thread at a time extends it.
+        self._table = _Table(1, 0, (), (), (), 0, frozenset())
+        self._lock = threading.Lock()
 
+    # ---------------------------------------------------------------- transitions
+    def _offset_of(self, utc: int) -> int:
+        offset = datetime.fromtimestamp(utc, self.tz).utcoffset()
+        return int(offset.total_seconds()) if offset is not None else 0
+
+    def _scan(self, first: int, last: int) -> tuple[int, list[tuple[int, int, int]]]:
+        """Transitions from 1 January ``first`` to 1 January ``last + 1`` (UTC): the offset
+        at the start, and (instant, old offset, new offset) of each change."""
+        start = int((datetime(first, 1, 1, tzinfo=UTC) - _EPOCH_UTC).total_seconds())
+        end = int((datetime(last + 1, 1, 1, tzinfo=UTC) - _EPOCH_UTC).total_seconds())
+        base = before = self._offset_of(start)
+        found: list[tuple[int, int, int]] = []
+        t = start
+        while t < end:
+            step = min(_PROBE, end - t)
+            if self._offset_of(t + step) == before:
+                t += step
+                continue
+            low, high = t, t + step  # the offset changes in (low, high]: bisect to the second
+            while high - low > 1:
+                mid = (low + high) // 2
+                if self._offset_of(mid) == before:
+                    low = mid
+                else:
+                    high = mid
+            after = self._offset_of(high)
+            found.append((high, before, after))
+            before, t = after, high
+        return base, found
+
+    def _cover(self, year: int) -> _Table | None:
+        """The table, extended to cover ``year`` with a year to spare either side (a few
+        years at a time, never leaving a hole: a bisect must not skip an unknown
+        transition). None outside ``_TABLE_YEARS``: the caller reads zoneinfo."""
+        if not _TABLE_YEARS[0] < year < _TABLE_YEARS[1]:
+            return None
+        with self._lock:
+            table = self._table
+            if table.first < year < table.last:
+                return table  # another thread extended it meanwhile
+            lo, hi = year - 2, year + 2
+            if table.first > table.last:  # nothing covered yet
+                base, found = self._scan(lo, hi)
+                table = _Table(lo, hi, (), (), (), base, frozenset()).extended(found, True)
+            if hi > table.last:
+                top = max(hi, table.last + _CHUNK_YEARS)
+                _, found = self._scan(table.last + 1, top)
+                table = table.extended(found, True)._replace(last=top)
+            if lo < table.first:
+                bottom = min(lo, table.first - _CHUNK_YEARS)
+                base, found = self._scan(bottom, table.first - 1)
+                table = table.extended(found, False)._replace(first=bottom, base=base)
+            self._table = table
+            return table
+
+    def offset_at(self, utc: int) -> int:
+        """The zone's offset at the instant ``utc``."""
+        table = self._table
+        year = 1970 + utc // _YEAR
+        if not table.first < year < table.last and (table := self._cover(year)) is None:
+            return self._offset_of(utc)
+        i = bisect_right(table.utc, utc)
+        return table.off[i - 1] if i else table.base
+
+    def wall_offset(self, w: int) -> int:
+        """The offset Java's lenient calendar gives the wall time ``w`` (see the class)."""
+        table = self._table
+        year = 1970 + w // _YEAR
+        if not table.first < year < table.last and (table := self._cover(year)) is None:
+            local = (_EPOCH_NAIVE + timedelta(seconds=w)).replace(tzinfo=self.tz)
+            first, second = local.utcoffset(), local.replace(fold=1).utcoffset()
+            assert first is not None and second is not None
+            return min(first, second) // _ONE_SECOND
+        i = bisect_right(table.wall, w)
+        return table.off[i - 1] if i else table.base
+
+    # ---------------------------------------------------------------- conversions
     def fields(self, utc: int) -> Fields:
         """Local wall fields of the instant ``utc`` (epoch seconds)."""
         if self.fixed_offset is not None:
             return split_seconds(utc + self.fixed_offset)
-        dt = datetime.fromtimestamp(utc, self.tz)
-        return dt.year, dt.month - 1, dt.day, dt.hour, dt.minute, dt.second
+        return split_seconds(utc + self.offset_at(utc))
 
     def wall_to_utc(self, y: int, mo: int, d: int, h: int, mi: int, s: int) -> int:
         """The instant Java's lenient calendar gives wall fields: in a gap the earlier
@@ -88,20 +218,33 @@ class Zone:
         w = wall_seconds(y, mo, d, h, mi, s)
         if self.fixed_offset is not None:
             return w - self.fixed_offset
-        local = (_EPOCH_NAIVE + timedelta(seconds=w)).replace(tzinfo=self.tz)
-        first = local.utcoffset()
-        second = local.replace(fold=1).utcoffset()
-        assert first is not None and second is not None
-        return w - min(first, second) // _ONE_SECOND
+        return w - self.wall_offset(w)
 
     def normalizer(self) -> Callable[[int, int, int, int, int, int], Fields]:
-        """The function Quartz's ``Calendar.get`` amounts to: re-read fields via the zone."""
+        """The function Quartz's ``Calendar.get`` amounts to: re-read fields via the zone.
+
+        Fields that are in range on a day without a gap or overlap come back unchanged,
+        as in UTC (the hot path); only the other ones go through the zone.
+        """
         if self.fixed_offset is not None:
             return _normalize_plain
-        to_utc, fields = self.wall_to_utc, self.fields
+        wall_offset, offset_at = self.wall_offset, self.offset_at
 
         def normalize(y: int, mo: int, d: int, h: int, mi: int, s: int) -> Fields:
-            return fields(to_utc(y, mo, d, h, mi, s))
+            if (
+                0 <= s < 60
+                and 0 <= mi < 60
+                and 0 <= h < 24
+                and 0 <= mo < 12
+                and d >= 1
+                and (d <= 28 or d <= last_day_of_month(mo + 1, y))
+                and (table := self._table).first < y < table.last
+                and (y, mo, d) not in table.odd_days
+            ):
+                return y, mo, d, h, mi, s
+            w = wall_seconds(y, mo, d, h, mi, s)
+            u = w - wall_offset(w)
+            return split_seconds(u + offset_at(u))
 
         return normalize
 

@@ -3,8 +3,9 @@
 A worker (or a CLI build) heartbeats while it runs a batch. When its process is killed the
 batch stays ``inprogress`` and its cube cannot be built. Every node's housekeeping
 recovers such batches once their heartbeat is ``stale_after`` old (`engine.workers`), and
-so does any process that needs one cube — the CLI build, the execute endpoint, a schedule
-firing — so a killed build never blocks its cube until some worker happens to notice. The
+so does any process that needs one cube at once — the CLI build, the execute endpoint — so
+a killed build never blocks its cube until some worker happens to notice. (A schedule's
+fire only queues a pending batch, which the housekeeping's recovery lets run.) The
 instances the lost run left ``inprogress`` become ``failed`` ("worker lost") with their
 tables due for dropping; the next batch run drops them.
 """

@@ -2,11 +2,14 @@
 
 Each schedule keeps ``next_fire_at`` (UTC, computed by ``aggsched.cron`` in the schedule's
 time zone). A pass locks the due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
-several nodes share the work and never fire the same row), and for each one, in the same
-transaction, queues a batch (coalescing into the cube's pending one), records the
-execution (unique on job + scheduled fire time: a double fire cannot be stored) and moves
-``next_fire_at`` on. If the process dies mid-pass the transaction rolls back and another
-node (or the restart) fires those schedules. On SQLite one process holds a lease.
+several nodes share the work and never fire the same row) and, in the same transaction,
+queues their batches (coalescing into each cube's pending one), records their executions
+(unique on job + scheduled fire time: a double fire cannot be stored) and moves their
+``next_fire_at`` on. It does so set-based, a few statements per pass rather than a few
+per fire (a pass of 500 fires costs about what one fire used to), so one cube's 300
+schedules firing each second are one cube lock per pass, not 300 in a row. If the
+process dies mid-pass the transaction rolls back and another node (or the restart)
+fires those schedules. On SQLite one process holds a lease.
 
 Misfires follow Quartz's cron-trigger default ("fire once now"): a fire found more than
 the threshold late fires once, flagged ``misfire`` with the time it was due, and the
@@ -17,20 +20,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from aggsched import telemetry
 from aggsched.cron import CronError, CronExpression
-from aggsched.engine.queueing import queue_batch
+from aggsched.engine.queueing import BatchRequest, queue_batches
 from aggsched.planning.plan import BatchType
 from aggsched.store import Store, catalog, leases, schedules, utcnow
-from aggsched.store.errors import ConflictError
 from aggsched.store.models import Schedule
 from aggsched.store.notify import (
     SCHEDULES_CHANNEL,
@@ -65,7 +69,7 @@ class SchedulerOptions:
     """How one scheduler node behaves (see ``Settings`` for the meaning of each)."""
 
     misfire_threshold: timedelta = timedelta(seconds=60)
-    batch_size: int = 200
+    batch_size: int = 1000
     idle_seconds: float = 10.0
     lease_ttl: timedelta = timedelta(seconds=30)
 
@@ -94,55 +98,99 @@ def next_fire_time(time_expression: str, time_zone: str, after: datetime) -> dat
     return _cron(time_expression, time_zone).next_after(after)
 
 
-def _batch_type(schedule: Schedule) -> BatchType:
-    return BatchType.FULL_REBUILD if schedule.full_build else BatchType.INCREMENTAL_REBUILD
+def _batch_type(full_build: bool) -> BatchType:
+    return BatchType.FULL_REBUILD if full_build else BatchType.INCREMENTAL_REBUILD
 
 
-def fire_schedule(
-    session: Session, schedule: Schedule, now: datetime, misfire_threshold: timedelta
-) -> Firing | None:
-    """Fire one claimed (row-locked) due schedule; None if it could not fire.
+@dataclass(frozen=True)
+class _Due:
+    """A claimed schedule that will fire in this pass, and what it fires."""
 
-    Runs in a savepoint, so a refused fire (already recorded, cube gone, bad stored
-    expression) only advances that schedule and never spoils the rest of the pass.
+    row: Row[Any]
+    misfire: bool
+    upcoming: datetime | None
+
+
+def _plan(
+    claimed: list[Row[Any]], now: datetime, misfire_threshold: timedelta
+) -> tuple[list[_Due], dict[uuid.UUID, datetime | None]]:
+    """Pure part of a pass: which rows fire (misfire or not) and each one's next fire.
+
+    A row whose stored expression no longer parses stops firing (next fire None).
     """
-    due = schedule.next_fire_at
-    assert due is not None  # claim_due_schedules only returns due schedules
-    misfire = now - due > misfire_threshold
-    try:
-        upcoming = next_fire_time(
-            schedule.time_expression, schedule.time_zone, now if misfire else due
-        )
-    except CronError as exc:
-        log.error("schedule %s: stored expression %r is invalid (%s); it stops firing",
-                  schedule.job_id, schedule.time_expression, exc)  # fmt: skip
-        schedules.advance_schedule(session, schedule, None)
-        return None
-    cube = catalog.lock_cube(session, schedule.cube_id)
-    if cube is None or cube.deleted_at is not None:
-        log.warning("schedule %s: cube %s is gone; skipping the fire due %s",
-                    schedule.job_id, schedule.cube_id, due.isoformat())  # fmt: skip
-        schedules.advance_schedule(session, schedule, upcoming)
-        return None
-    try:
-        with session.begin_nested():
-            execution = schedules.record_execution(
-                session, schedule, scheduled_fire_time=due, executed_at=now, misfire=misfire
+    due: list[_Due] = []
+    advance: dict[uuid.UUID, datetime | None] = {}
+    for row in claimed:
+        misfire = now - row.next_fire_at > misfire_threshold
+        try:
+            upcoming = next_fire_time(
+                row.time_expression, row.time_zone, now if misfire else row.next_fire_at
             )
-            queued = queue_batch(session, cube, _batch_type(schedule),
-                                 requested_by=f"schedule {schedule.job_id}",
-                                 job_id=schedule.job_id, execution_id=execution.id)  # fmt: skip
-            execution.batch_id = queued.batch.id
-            execution.coalesced = queued.coalesced
-            session.flush()
-    except ConflictError:
-        log.warning("schedule %s already fired for %s; not firing it twice",
-                    schedule.job_id, due.isoformat())  # fmt: skip
-        schedules.advance_schedule(session, schedule, upcoming)
-        return None
-    schedules.advance_schedule(session, schedule, upcoming)
-    return Firing(schedule.job_id, execution.id, due, now, queued.batch.id, misfire,
-                  queued.coalesced, upcoming)  # fmt: skip
+        except CronError as exc:
+            log.error("schedule %s: stored expression %r is invalid (%s); it stops firing",
+                      row.job_id, row.time_expression, exc)  # fmt: skip
+            advance[row.job_id] = None
+            continue
+        advance[row.job_id] = upcoming
+        due.append(_Due(row, misfire, upcoming))
+    return due, advance
+
+
+def _record(
+    session: Session, due: list[_Due], now: datetime
+) -> tuple[list[Firing], set[tuple[uuid.UUID, datetime]]]:
+    """Queue or coalesce the batches and store the executions of ``due``, set-based.
+
+    Ids are chosen here so batches and executions point at each other from the first
+    INSERT. The executions' INSERT skips a (job, fire time) already recorded; then the
+    savepoint rolls back and the caller tries again without those fires, so a double
+    fire is never stored and never queues a batch. Returns the firings and the fires
+    found already recorded.
+    """
+    ids = [uuid.uuid4() for _ in due]
+    requests = [
+        BatchRequest(
+            d.row.cube_id,
+            d.row.org_id,
+            d.row.project_id,
+            _batch_type(d.row.full_build),
+            f"schedule {d.row.job_id}",
+            d.row.job_id,
+            execution_id,
+        )
+        for d, execution_id in zip(due, ids, strict=True)
+    ]
+    savepoint = session.begin_nested()
+    queued = queue_batches(session, requests, now)
+    stored = schedules.record_executions(session, [
+        {"id": execution_id, "job_id": d.row.job_id, "org_id": d.row.org_id,
+         "cube_id": d.row.cube_id, "scheduled_fire_time": d.row.next_fire_at,
+         "executed_at": now, "batch_id": q.batch_id, "misfire": d.misfire,
+         "coalesced": q.coalesced}
+        for d, execution_id, q in zip(due, ids, queued, strict=True)
+    ])  # fmt: skip
+    if len(stored) < len(ids):
+        savepoint.rollback()
+        return [], {
+            (d.row.job_id, d.row.next_fire_at)
+            for d, execution_id in zip(due, ids, strict=True)
+            if execution_id not in stored
+        }
+    savepoint.commit()
+    firings = [
+        Firing(
+            d.row.job_id,
+            execution_id,
+            d.row.next_fire_at,
+            now,
+            q.batch_id,
+            d.misfire,
+            q.coalesced,
+            d.upcoming,
+        )
+        for d, execution_id, q in zip(due, ids, queued, strict=True)
+    ]
+    return firings, set()
 
 
 def fire_due(
@@ -154,17 +202,35 @@ def fire_due(
 ) -> tuple[list[Firing], int]:
     """Fire up to ``limit`` schedules due at ``now`` in the caller's transaction.
 
+    Set-based: one statement claims the due rows, one locks their cubes (in id order, so
+    nodes cannot deadlock), a few queue or coalesce the batches and store the executions,
+    one moves every ``next_fire_at`` on; the fire times are computed in Python between.
     Returns the firings and how many rows were claimed (a full ``limit`` means more may
-    be due). Rows are handled in cube order so two nodes lock cubes' batches in the
-    same order and cannot deadlock.
+    be due).
     """
     claimed = schedules.claim_due_schedules(session, now, limit)
+    if not claimed:
+        return [], 0
+    due, advance = _plan(claimed, now, misfire_threshold)
+    cubes = catalog.lock_cubes(session, {d.row.cube_id for d in due})
+    live = []
+    for d in due:
+        cube = cubes.get(d.row.cube_id)
+        if cube is None or cube.deleted_at is not None:
+            log.warning("schedule %s: cube %s is gone; skipping the fire due %s",
+                        d.row.job_id, d.row.cube_id, d.row.next_fire_at.isoformat())  # fmt: skip
+        else:
+            live.append(d)
     fired: list[Firing] = []
-    for schedule in sorted(claimed, key=lambda s: (str(s.cube_id), s.next_fire_at)):
-        with telemetry.log_context(job_id=schedule.job_id, org_id=schedule.org_id):
-            firing = fire_schedule(session, schedule, now, misfire_threshold)
-        if firing is not None:
-            fired.append(firing)
+    while live:
+        fired, already = _record(session, live, now)
+        if not already:
+            break
+        for job_id, at in sorted(already):
+            log.warning("schedule %s already fired for %s; not firing it twice",
+                        job_id, at.isoformat())  # fmt: skip
+        live = [d for d in live if (d.row.job_id, d.row.next_fire_at) not in already]
+    schedules.advance_schedules(session, advance, now)
     if any(not f.coalesced for f in fired):
         notify_batches_queued(session)
     return fired, len(claimed)
@@ -267,16 +333,26 @@ class Scheduler:
         return False
 
     # ------------------------------------------------------------------ firing
-    def tick(self) -> list[Firing]:
-        """Fire everything due at ``clock()``; one transaction per ``batch_size`` rows."""
+    def tick(self, stop: threading.Event | None = None) -> list[Firing]:
+        """Fire everything due at ``clock()``; one transaction per ``batch_size`` rows.
+
+        Under load more may be due after every pass; ``stop`` is checked between passes,
+        so a node asked to stop never waits for the backlog to drain.
+        """
         if not self._holds_lease():
             return []
         fired: list[Firing] = []
-        while True:
+        while stop is None or not stop.is_set():
+            started = time.perf_counter()
             with self.store.session() as s:
                 now = self.clock()
                 batch, claimed = fire_due(s, now, misfire_threshold=self.options.misfire_threshold,
                                           limit=self.options.batch_size)  # fmt: skip
+            if claimed:
+                # what a pass costs, from claim to commit (the benchmark reads this line)
+                log.debug("scheduler pass: claimed=%d fired=%d stamped=%s committed_ms=%.1f",
+                          claimed, len(batch), now.isoformat(),
+                          (time.perf_counter() - started) * 1000)  # fmt: skip
             fired.extend(batch)
             still_due = any(f.next_fire_at is not None and f.next_fire_at <= now for f in batch)
             if claimed < self.options.batch_size and not still_due:
@@ -306,7 +382,7 @@ class Scheduler:
         while not stop.is_set():
             self._wake.clear()
             try:
-                self.tick()
+                self.tick(stop)
                 delay = self._delay()
             except Exception:
                 log.exception("scheduler pass failed; retrying in 1 s")

@@ -12,7 +12,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, exists, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    case,
+    exists,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from aggsched.store._paging import check_page, page
@@ -176,13 +185,55 @@ def batch_history_stmt(
     return stmt
 
 
+_HISTORY_ORDER = (BuildBatch.create_date.desc(), BuildBatch.id.desc())
+HistoryKey = tuple[datetime, uuid.UUID]  # (create_date, id): a row's place in the history
+
+
 def batch_history_page(
-    session: Session, stmt: Select[tuple[BuildBatch]], limit: int, offset: int
+    session: Session,
+    stmt: Select[tuple[BuildBatch]],
+    limit: int,
+    offset: int,
+    *,
+    start: HistoryKey | None = None,
 ) -> list[BuildBatch]:
-    """One page of ``stmt``, newest first (served by the history indexes)."""
+    """One page of ``stmt``, newest first (served by the history indexes).
+
+    With ``start``, the page is counted from the row at ``start`` (included) instead of
+    from the newest: a keyset seek, so a deep page walks ``offset`` rows past ``start``,
+    not past everything newer (see ``history_bookmarks``)."""
     check_page(limit, offset)
-    order = [BuildBatch.create_date.desc(), BuildBatch.id.desc()]
-    return list(session.scalars(stmt.order_by(*order).limit(limit).offset(offset)))
+    if start is not None:
+        stmt = stmt.where(tuple_(BuildBatch.create_date, BuildBatch.id) <= tuple_(*start))
+    return list(session.scalars(stmt.order_by(*_HISTORY_ORDER).limit(limit).offset(offset)))
+
+
+def history_bookmarks(
+    session: Session, stmt: Select[tuple[BuildBatch]], before: datetime, every: int
+) -> list[HistoryKey]:
+    """The place of every ``every``-th row (0, every, 2 * every, ...) among the rows of
+    ``stmt`` created before ``before``, newest first: where deep pages start seeking.
+
+    One pass over the history index in the database (a window function), meant to run in
+    the background now and then, not per request."""
+    ranked = (
+        stmt.where(BuildBatch.create_date < before)
+        .with_only_columns(
+            BuildBatch.create_date,
+            BuildBatch.id,
+            func.row_number().over(order_by=_HISTORY_ORDER).label("n"),
+        )
+        .subquery()
+    )
+    picked = select(ranked.c.create_date, ranked.c.id).where((ranked.c.n - 1) % every == 0)
+    keys = [(row[0], row[1]) for row in session.execute(picked.order_by(ranked.c.n))]
+    return keys
+
+
+def count_since(session: Session, stmt: Select[tuple[BuildBatch]], since: datetime) -> int:
+    """Rows of ``stmt`` created at or after ``since`` (the recent head of a history)."""
+    recent = stmt.where(BuildBatch.create_date >= since)
+    return count_rows(session, recent)
 
 
 def count_rows(session: Session, stmt: Select[Any], cap: int | None = None) -> int:

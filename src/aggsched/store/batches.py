@@ -8,10 +8,11 @@ overwrite a batch that recovery or a cancel already closed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from aggsched.store.errors import ConflictError, InvalidValueError, NotFoundError
@@ -28,7 +29,10 @@ __all__ = [
     "get_batch",
     "heartbeat_batch",
     "inprogress_batch",
+    "insert_batches",
+    "lock_pending_batches",
     "recover_stale_batches",
+    "upgrade_pending_batches",
 ]
 
 _FINAL = frozenset({BatchStatus.DONE, BatchStatus.FAILED, BatchStatus.CANCELLED})
@@ -123,6 +127,57 @@ def find_pending_batch(
         stmt = stmt.where(BuildBatch.batch_type == str(batch_type))
     stmt = stmt.order_by(BuildBatch.create_date, BuildBatch.id).limit(1).with_for_update()
     return session.scalar(stmt)
+
+
+def lock_pending_batches(session: Session, cube_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """``find_pending_batch`` for many cubes in one statement: each cube's oldest queued
+    batch as a row (``id``, ``batch_type``), locked like ``find_pending_batch`` locks it.
+
+    The caller holds the cubes' locks (``catalog.lock_cubes``), which is what orders
+    concurrent queuers; the batch rows are locked so a worker cannot claim one while a
+    request joins it.
+    """
+    wanted = list(set(cube_ids))
+    if not wanted:
+        return {}
+    stmt = (
+        select(BuildBatch.id, BuildBatch.cube_id, BuildBatch.batch_type)
+        .where(BuildBatch.cube_id.in_(wanted), BuildBatch.status == BatchStatus.PENDING.value)
+        .order_by(BuildBatch.create_date, BuildBatch.id)
+        .with_for_update()
+    )
+    oldest: dict[uuid.UUID, Any] = {}
+    for row in session.execute(stmt):
+        oldest.setdefault(row.cube_id, row)
+    return oldest
+
+
+def insert_batches(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queue many ``pending`` batches in one executemany INSERT (ids chosen by the
+    caller). Each row has the ``create_batch`` columns; ``status`` is set here."""
+    if not rows:
+        return
+    pending = BatchStatus.PENDING.value
+    values = [{**row, "status": pending, "batch_type": BatchType(row["batch_type"]).value}
+              for row in rows]  # fmt: skip
+    session.execute(insert(BuildBatch.__table__), values)
+
+
+def upgrade_pending_batches(
+    session: Session, upgrades: Mapping[uuid.UUID, tuple[BatchType, int]]
+) -> None:
+    """Give still-pending batches more work: batch id -> (batch type, estimate seconds)."""
+    if not upgrades:
+        return
+    table = BuildBatch.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.status == BatchStatus.PENDING.value)
+        .values(batch_type=bindparam("b_type"), estimate_time=bindparam("b_estimate"))
+    )
+    params = [{"b_id": batch_id, "b_type": BatchType(kind).value, "b_estimate": estimate}
+              for batch_id, (kind, estimate) in upgrades.items()]  # fmt: skip
+    session.execute(stmt, params)
 
 
 def heartbeat_batch(

@@ -672,6 +672,21 @@ def lock_cube(session: Session, cube_id: uuid.UUID) -> Cube | None:
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
 
 
+def lock_cubes(session: Session, cube_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Several cube rows (id, org_id, project_id, deleted_at) locked in one statement, in
+    id order, so two nodes locking overlapping sets wait for each other, never deadlock."""
+    wanted = sorted(set(cube_ids))
+    if not wanted:
+        return {}
+    stmt = (
+        select(Cube.id, Cube.org_id, Cube.project_id, Cube.deleted_at)
+        .where(Cube.id.in_(wanted))
+        .order_by(Cube.id)
+        .with_for_update()
+    )
+    return {row.id: row for row in session.execute(stmt)}
+
+
 def cube_instances(
     session: Session, cube_id: uuid.UUID, statuses: Iterable[InstanceStatus | str]
 ) -> list[AggregateInstance]:
@@ -686,6 +701,17 @@ def cube_instances(
 def last_build_seconds(session: Session, cube_id: uuid.UUID) -> dict[uuid.UUID, tuple[float, bool]]:
     """For each live, unblocked definition of the cube: how long its latest successful
     build took (0.0 if never built) and whether it has an active instance. One query."""
+    return last_build_seconds_by_cube(session, [cube_id]).get(cube_id, {})
+
+
+def last_build_seconds_by_cube(
+    session: Session, cube_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, dict[uuid.UUID, tuple[float, bool]]]:
+    """``last_build_seconds`` of several cubes in one query (a scheduler pass queues
+    batches for many cubes at once): cube id -> definition id -> (seconds, active)."""
+    wanted = list(set(cube_ids))
+    if not wanted:
+        return {}
     done = (InstanceStatus.ACTIVE.value, InstanceStatus.DELETED.value)
     ranked = (
         select(
@@ -699,7 +725,7 @@ def last_build_seconds(session: Session, cube_id: uuid.UUID) -> dict[uuid.UUID, 
             .label("n"),
         )
         .where(
-            AggregateInstance.cube_id == cube_id,
+            AggregateInstance.cube_id.in_(wanted),
             AggregateInstance.status.in_(done),
             AggregateInstance.build_duration.is_not(None),
         )
@@ -710,15 +736,19 @@ def last_build_seconds(session: Session, cube_id: uuid.UUID) -> dict[uuid.UUID, 
         AggregateInstance.status == InstanceStatus.ACTIVE.value,
     )
     stmt = (
-        select(AggregateDefinition.id, ranked.c.build_duration, active)
+        select(AggregateDefinition.cube_id, AggregateDefinition.id, ranked.c.build_duration, active)
         .outerjoin(ranked, (ranked.c.definition_id == AggregateDefinition.id) & (ranked.c.n == 1))
         .where(
-            AggregateDefinition.cube_id == cube_id,
+            AggregateDefinition.cube_id.in_(wanted),
             AggregateDefinition.removed_at.is_(None),
             AggregateDefinition.blocked.is_(False),
+            AggregateDefinition.invalid_reason.is_(None),
         )
     )
-    return {row[0]: (row[1] or 0.0, bool(row[2])) for row in session.execute(stmt)}
+    out: dict[uuid.UUID, dict[uuid.UUID, tuple[float, bool]]] = {}
+    for cube_id, definition_id, seconds, is_active in session.execute(stmt):
+        out.setdefault(cube_id, {})[definition_id] = (seconds or 0.0, bool(is_active))
+    return out
 
 
 # --- stable views --------------------------------------------------------------------

@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, Row, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -95,14 +96,26 @@ def claim_batch(
 
 def claim_due_schedules(
     session: Session, now: datetime | None = None, limit: int = 100
-) -> list[Schedule]:
+) -> list[Row[Any]]:
     """Active, not deleted schedules whose ``next_fire_at`` has come, row-locked.
 
-    The caller fires each one (execution + batch + new ``next_fire_at``) in the same
+    Rows of the columns firing needs (``job_id``, ``org_id``, ``project_id``,
+    ``cube_id``, ``time_expression``, ``time_zone``, ``full_build``, ``next_fire_at``),
+    not ORM objects: a pass fires hundreds of them and never changes them one by one.
+    The caller fires them (executions + batches + new ``next_fire_at``) in the same
     transaction; other scheduler nodes skip the locked rows meanwhile.
     """
     stmt = (
-        select(Schedule)
+        select(
+            Schedule.job_id,
+            Schedule.org_id,
+            Schedule.project_id,
+            Schedule.cube_id,
+            Schedule.time_expression,
+            Schedule.time_zone,
+            Schedule.full_build,
+            Schedule.next_fire_at,
+        )
         .where(
             Schedule.active.is_(True),
             Schedule.deleted_at.is_(None),
@@ -112,7 +125,7 @@ def claim_due_schedules(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(session.scalars(stmt))
+    return list(session.execute(stmt))
 
 
 def _stale(

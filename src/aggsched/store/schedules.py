@@ -8,12 +8,14 @@ by ``aggsched.cron`` before it gets here; the store only keeps what it is given.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from aggsched.store._paging import page
 from aggsched.store.errors import ConflictError, NotFoundError
@@ -22,7 +24,7 @@ from aggsched.store.queue import claim_due_schedules
 from aggsched.store.types import utcnow
 
 __all__ = [
-    "advance_schedule",
+    "advance_schedules",
     "claim_due_schedules",
     "create_schedule",
     "delete_schedule",
@@ -30,9 +32,10 @@ __all__ = [
     "execution_history",
     "get_schedule",
     "latest_execution",
-    "latest_executions",
     "list_schedules",
     "record_execution",
+    "record_executions",
+    "schedule_page",
     "set_schedule_active",
 ]
 
@@ -136,10 +139,35 @@ def earliest_next_fire(session: Session) -> datetime | None:
     return session.scalar(stmt)
 
 
-def advance_schedule(session: Session, schedule: Schedule, next_fire_at: datetime | None) -> None:
-    """Set the next firing after one was handled (None: the expression has no more)."""
-    schedule.next_fire_at = next_fire_at
-    session.flush()
+def advance_schedules(
+    session: Session,
+    next_fire_at: Mapping[uuid.UUID, datetime | None],
+    now: datetime | None = None,
+) -> None:
+    """Set each job's next firing after one was handled (None: the expression has no
+    more), in one statement, not one flush per row."""
+    if not next_fire_at:
+        return
+    table = Schedule.__table__
+    when = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        moves = _unnest(table, ("job_id", "next_fire_at")).subquery("moves")
+        stmt = (
+            update(table)
+            .where(table.c.job_id == moves.c[0])
+            .values(next_fire_at=moves.c[1], updated_at=when)
+        )
+        session.execute(
+            stmt, {"a_job_id": list(next_fire_at), "a_next_fire_at": [*next_fire_at.values()]}
+        )
+        return
+    stmt = (
+        update(table)
+        .where(table.c.job_id == bindparam("b_job_id"))
+        .values(next_fire_at=bindparam("b_next_fire_at"), updated_at=when)
+    )
+    params = [{"b_job_id": job, "b_next_fire_at": at} for job, at in next_fire_at.items()]
+    session.execute(stmt, params)
 
 
 def record_execution(
@@ -172,6 +200,42 @@ def record_execution(
     return execution
 
 
+_EXECUTION_COLUMNS = ("id", "job_id", "org_id", "cube_id", "scheduled_fire_time",
+                      "executed_at", "batch_id", "misfire", "coalesced")  # fmt: skip
+
+
+def record_executions(session: Session, rows: Sequence[Mapping[str, Any]]) -> set[uuid.UUID]:
+    """Store many firings in one INSERT; returns the ids stored. A firing whose job and
+    fire time were already recorded is not stored (and its id not returned): the caller
+    compares and decides, the transaction stays usable. Each row has every column of
+    ``_EXECUTION_COLUMNS``."""
+    if not rows:
+        return set()
+    table = Execution.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        # One array per column, unnested by the server: a single short statement whatever
+        # the row count (multi-row VALUES makes the driver rewrite thousands of placeholders)
+        stmt: Any = postgresql.insert(table).from_select(
+            _EXECUTION_COLUMNS, _unnest(table, _EXECUTION_COLUMNS)
+        )
+        params: Any = {f"a_{name}": [row[name] for row in rows] for name in _EXECUTION_COLUMNS}
+    else:
+        stmt = sqlite.insert(table)  # executemany, batched into multi-row VALUES by SQLAlchemy
+        params = [{name: row[name] for name in _EXECUTION_COLUMNS} for row in rows]
+    stmt = stmt.on_conflict_do_nothing(index_elements=["job_id", "scheduled_fire_time"])
+    return set(session.execute(stmt.returning(table.c.id), params).scalars())
+
+
+def _unnest(table: Any, names: Sequence[str]) -> Select[Any]:
+    """``SELECT unnest(:a_x), unnest(:a_y), ...``: PostgreSQL zips arrays of equal length
+    into rows; each array is typed like its column, so values bind as they would alone.
+    Bind ``a_<column>`` to the list of the column's values."""
+    return select(*[
+        func.unnest(bindparam(f"a_{name}", type_=postgresql.ARRAY(table.c[name].type)))
+        for name in names
+    ])  # fmt: skip
+
+
 def execution_history(
     session: Session, job_id: uuid.UUID, *, limit: int = 100, offset: int = 0
 ) -> tuple[list[Execution], int]:
@@ -186,22 +250,41 @@ def latest_execution(session: Session, job_id: uuid.UUID) -> Execution | None:
     return rows[0] if rows else None
 
 
-def latest_executions(session: Session, job_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Execution]:
-    """The newest execution of each job (for listing schedules in one query)."""
-    ids = list(job_ids)
-    if not ids:
-        return {}
+def schedule_page(
+    session: Session,
+    org_id: str,
+    cube_id: uuid.UUID,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Row[Any]]:
+    """The cube's live schedules, oldest first (optionally one page), as rows of the
+    schedule's columns plus ``latest_id`` and ``latest_at``: its newest execution (None
+    before the first). One query: the newest execution of each schedule is one probe of
+    the (job_id, executed_at) index, never a scan of a long history, and no ORM objects
+    are built (a list of 1,000 schedules is read in a few milliseconds)."""
     newest = (
-        select(Execution.job_id, func.max(Execution.executed_at).label("at"))
-        .where(Execution.job_id.in_(ids))
-        .group_by(Execution.job_id)
-        .subquery()
+        select(Execution.id)
+        .where(Execution.job_id == Schedule.job_id)
+        .order_by(Execution.executed_at.desc(), Execution.id.desc())
+        .limit(1)
+        .correlate(Schedule)
+        .scalar_subquery()
     )
+    latest = aliased(Execution)
     stmt = (
-        select(Execution)
-        .join(
-            newest, (Execution.job_id == newest.c.job_id) & (Execution.executed_at == newest.c.at)
+        select(
+            *Schedule.__table__.c,
+            latest.id.label("latest_id"),
+            latest.executed_at.label("latest_at"),
         )
-        .order_by(Execution.id)
+        .outerjoin(latest, latest.id == newest)
+        .where(
+            Schedule.org_id == org_id, Schedule.cube_id == cube_id, Schedule.deleted_at.is_(None)
+        )
+        .order_by(Schedule.created_at, Schedule.job_id)
+        .offset(offset)
     )
-    return {execution.job_id: execution for execution in session.scalars(stmt)}
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.connection().execute(stmt))  # Core rows: no ORM loading per row

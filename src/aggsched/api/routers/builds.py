@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
+from aggsched.api.bookmarks import HistoryBookmarks
 from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.totals import TotalCounter
@@ -37,8 +38,13 @@ def build_history(
                "batch_type": batchType.value if batchType else None}  # fmt: skip
     stmt = api_views.batch_history_stmt(org.org_id, **filters)
     counter: TotalCounter = request.app.state.totals
+    bookmarks: HistoryBookmarks = request.app.state.bookmarks
     with store.session() as session:
-        rows = api_views.batch_history_page(session, stmt, limit, offset)
+        if status is None and batchType is None:  # rows never leave such a listing
+            listing = ("history", org.org_id, projectId, cubeId)
+            rows = bookmarks.page(session, listing, stmt, limit, offset)
+        else:
+            rows = api_views.batch_history_page(session, stmt, limit, offset)
         total = counter.total(session, ("history", org.org_id, *filters.values()), stmt)
         data = [present.batch(row) for row in rows]
     payload = schemas.BuildHistory(

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from aggsched.api import present, schemas
 from aggsched.api.deps import (
@@ -76,19 +76,25 @@ def next_fire(text: str, time_zone: str, now: datetime) -> datetime | None:
         raise bad_request("time_zone", str(exc)) from exc
 
 
-def _listing(session: Session, rows: list) -> list[schemas.ScheduleOut]:  # type: ignore[type-arg]
-    latest = schedules.latest_executions(session, [row.job_id for row in rows])
-    return [present.schedule(row, latest.get(row.job_id)) for row in rows]
-
-
 @router.get("/scheduler", response_model=Envelope[list[schemas.ScheduleOut]])
 def list_cube_schedules(
-    org: OrgRead, store: StoreDep, projectId: ProjectId, cubeId: CubeId
-) -> dict[str, object]:
-    """The cube's schedules (deleted ones are not listed), oldest first."""
+    org: OrgRead,
+    store: StoreDep,
+    projectId: ProjectId,
+    cubeId: CubeId,
+    limit: Limit | None = None,
+    offset: Offset = 0,
+) -> Response:
+    """The cube's schedules (deleted ones are not listed), oldest first: all of them, as
+    AtScale answers, or one page with ``limit``/``offset`` (extensions).
+
+    The JSON is built here (plain objects of the documented shape, one query) instead of
+    being validated back into models by FastAPI: a cube with 1,000 schedules answers in
+    a few milliseconds, not tens."""
     with store.session() as session:
         cube = find_cube(session, org.org_id, projectId, cubeId)
-        return ok(_listing(session, schedules.list_schedules(session, org.org_id, cube.id)))
+        rows = schedules.schedule_page(session, org.org_id, cube.id, limit=limit, offset=offset)
+    return JSONResponse(ok([present.listed_schedule(row) for row in rows]))
 
 
 def body_over_query(body: BaseModel | None, query: Mapping[str, object]) -> dict[str, object]:
