@@ -134,15 +134,16 @@ def queries_per_bucket(
 
 
 def query_hit_names(session: Session, query_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
-    """The names of the aggregate definitions that answered each logged query."""
+    """The unique names of the aggregate definitions that answered each logged query (as
+    the query API's ``served_by`` names them)."""
     wanted = list(query_ids)
     if not wanted:
         return {}
     stmt = (
-        select(QueryHit.query_id, AggregateDefinition.name)
+        select(QueryHit.query_id, AggregateDefinition.unique_name)
         .join(AggregateDefinition, AggregateDefinition.id == QueryHit.definition_id)
         .where(QueryHit.query_id.in_(wanted))
-        .order_by(AggregateDefinition.name)
+        .order_by(AggregateDefinition.unique_name)
     )
     found: dict[uuid.UUID, list[str]] = {}
     for query_id, name in session.execute(stmt):

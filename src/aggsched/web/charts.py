@@ -30,8 +30,8 @@ class Point:
     label: str  # what the point's tooltip says it is (a batch)
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 x 10^k at or above ``value`` (axis maxima)."""
+def nice_step(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 x 10^k at or above ``value``."""
     if value <= 0:
         return 1.0
     exponent = math.floor(math.log10(value))
@@ -40,6 +40,16 @@ def nice_ceiling(value: float) -> float:
         if candidate >= value * (1 - 1e-9):
             return float(candidate)
     return float(10 ** (exponent + 1))
+
+
+def axis(maximum: float, *, whole: bool = False, ticks: int = 4) -> tuple[float, float]:
+    """(top, step) of an axis from 0 showing ``maximum`` with about ``ticks`` steps; a
+    ``whole`` axis (counts) never steps by less than 1."""
+    step = nice_step(maximum / ticks) if maximum > 0 else 1.0
+    if whole:
+        step = max(1.0, math.ceil(step))
+    top = max(step, math.ceil(maximum / step - 1e-9) * step)
+    return float(top), float(step)
 
 
 def _num(value: float) -> str:
@@ -62,12 +72,12 @@ def _frame(title: str, description: str, body: list[str], chart_id: str) -> Mark
     return Markup(head + "".join(body) + "</svg>")
 
 
-def _y_axis(maximum: float, unit: str) -> list[str]:
+def _y_axis(top: float, step: float, unit: str) -> list[str]:
     parts = []
     plot_h = HEIGHT - TOP - BOTTOM
-    for i in range(5):
-        value = maximum * i / 4
-        y = TOP + plot_h - plot_h * i / 4
+    for i in range(round(top / step) + 1):
+        value = step * i
+        y = TOP + plot_h - plot_h * value / top
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_num(y)}" y2="{_num(y)}" '
             f'stroke="#d0d0d0" stroke-width="1"/>'
@@ -122,7 +132,7 @@ def build_durations(series: Mapping[str, Sequence[Point]], *, days: int) -> Mark
     end = max(p.at for p in points).timestamp()
     if end - start < 60:
         start, end = start - 1800, end + 1800
-    top = nice_ceiling(max(p.seconds for p in points))
+    top, step = axis(max(p.seconds for p in points))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x_of(moment: datetime) -> float:
@@ -131,7 +141,7 @@ def build_durations(series: Mapping[str, Sequence[Point]], *, days: int) -> Mark
     def y_of(seconds: float) -> float:
         return TOP + plot_h - plot_h * seconds / top
 
-    body = _y_axis(top, "seconds")
+    body = _y_axis(top, step, "seconds")
     for i in range(5):
         moment = datetime.fromtimestamp(start + (end - start) * i / 4, tz=points[0].at.tzinfo)
         x = LEFT + plot_w * i / 4
@@ -168,11 +178,11 @@ def queries_per_day(days: Sequence[date], counts: Mapping[str, Sequence[int]]) -
     title = f"Queries per day over the last {len(days)} days, by what answered them"
     totals = [sum(counts.get(kind, [0] * len(days))[i] for kind, _c, _l in QUERY_KINDS)
               for i in range(len(days))]  # fmt: skip
-    top = nice_ceiling(max(totals, default=0))
+    top, step = axis(max(totals, default=0), whole=True)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(days))
     bar = max(2.0, slot * 0.7)
-    body = _y_axis(top, "queries")
+    body = _y_axis(top, step, "queries")
     for i, day in enumerate(days):
         x = LEFT + slot * i + (slot - bar) / 2
         base_y = TOP + plot_h
