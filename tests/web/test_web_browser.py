@@ -37,8 +37,10 @@ def flow(live: tuple[ConsoleEnv, str], browser: Any, artifacts: Path) -> Iterato
     page.on("dialog", lambda dialog: dialog.accept())  # the confirm() of deleting forms
     state: dict[str, Any] = {"env": env, "base": base, "page": page, "context": context}
 
-    def shot(name: str, full: bool = True) -> None:
-        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=full)
+    def shot(name: str, full: bool = True, clip: int | None = None) -> None:
+        """Save the page; ``clip``: only its top ``clip`` pixels (the README's shots)."""
+        area = {"x": 0, "y": 0, "width": 1280, "height": clip} if clip else None
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=full, clip=area)
 
     state["shot"] = shot
     yield state
@@ -136,6 +138,9 @@ def test_create_the_schedule(flow: dict[str, Any]) -> None:
         stored = s.get(Schedule, __import__("uuid").UUID(flow["job_id"]))
         assert stored is not None and stored.time_zone == ZONE and not stored.full_build
     flow["shot"]("05-cube-schedule-created")
+    page.fill("#time_expression", "0 0 2 L * ?")
+    assert "last day of the month" in page.wait_for_selector("#cron-feedback .cron-ok").inner_text()
+    flow["shot"]("readme-cube", clip=1080)
 
 
 def test_build_now_and_watch_it_finish_live(flow: dict[str, Any]) -> None:
@@ -162,6 +167,8 @@ def test_build_now_and_watch_it_finish_live(flow: dict[str, Any]) -> None:
     page.locator("#batch-aggregates details summary").first.click()
     assert "SELECT" in page.locator("#batch-aggregates details pre").first.inner_text().upper()
     flow["shot"]("07-batch-done")
+    page.locator("#batch-aggregates details summary").first.click()  # closed again
+    flow["shot"]("readme-batch", clip=1080)
 
 
 def test_find_the_batch_in_the_history(flow: dict[str, Any]) -> None:
