@@ -47,11 +47,37 @@ def flow(live: tuple[ConsoleEnv, str], browser: Any, artifacts: Path) -> Iterato
     context.close()
 
 
+AUDIT = (Path(__file__).parent / "audit.js").read_text()
+
+
+def audit(page: Any) -> None:
+    """Accessible markup: lang, one h1, no skipped heading level, every control labelled,
+    every button and link named, tables with headers, charts named, and text contrast
+    of at least 4.5:1 against its background (computed from the rendered styles)."""
+    problems = page.evaluate(AUDIT)
+    assert problems == [], (page.url, problems)
+
+
 def _sign_in(page: Any, user: str) -> None:
     page.fill("#org", "default")
     page.fill("#username", user)
     page.fill("#password", PASSWORD)
     page.click("#login-form button[type=submit]")
+
+
+def test_the_audit_finds_what_it_looks_for(flow: dict[str, Any]) -> None:
+    """The accessibility audit is real: a page with every fault it knows is reported."""
+    page = flow["context"].new_page()
+    page.set_content(
+        '<h1>a</h1><h3>skipped</h3><p style="color:#aaa">faint text</p><input id="x">'
+        "<button></button><table><tr><td>1</td></tr></table><svg></svg>"
+    )
+    problems = page.evaluate(AUDIT)
+    page.close()
+    for expected in ("no lang", "heading jumps to H3", "contrast 2.32 for P: faint text",
+                     "unlabelled control x", "nameless <button>", "table without headers",
+                     "svg without a name"):  # fmt: skip
+        assert any(p.startswith(expected) for p in problems), (expected, problems)
 
 
 def test_sign_in(flow: dict[str, Any]) -> None:
@@ -60,11 +86,17 @@ def test_sign_in(flow: dict[str, Any]) -> None:
     assert re.search(r"/login$", page.url), page.url
     assert page.locator("h1").inner_text() == "Sign in to aggsched"
     flow["shot"]("01-login")
-    page.fill("#username", "admin")
-    page.fill("#password", "wrong-password")
-    page.click("#login-form button[type=submit]")
+    audit(page)
+    # with the keyboard only: the user field has the focus, Tab, Enter
+    assert page.evaluate("() => document.activeElement.id") == "username"
+    page.keyboard.type("admin")
+    page.keyboard.press("Tab")
+    page.keyboard.type("wrong-password")
+    page.keyboard.press("Enter")
     assert "Wrong user name or password" in page.locator("#login-error").inner_text()
-    _sign_in(page, "admin")
+    assert page.evaluate("() => document.activeElement.id") == "password"
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/$"))
     assert page.locator("h1").inner_text() == "Overview"
     assert "admin" in page.locator(".who").inner_text()
@@ -72,6 +104,11 @@ def test_sign_in(flow: dict[str, Any]) -> None:
     assert cube_link.count() == 1
     assert cube_link.get_attribute("href") == env.cube_page
     flow["shot"]("02-overview")
+    audit(page)
+    page.keyboard.press("Tab")  # the first stop skips to the content
+    assert page.evaluate("() => document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
 
 
 def test_live_validation_of_an_expression(flow: dict[str, Any]) -> None:
@@ -99,6 +136,7 @@ def test_live_validation_of_an_expression(flow: dict[str, Any]) -> None:
     assert abs(offsets[0] - offsets[1]) < 1 and offsets[2], offsets
     assert page.get_attribute("#time_expression", "aria-invalid") == "true"
     flow["shot"]("03-cube-invalid-expression")
+    audit(page)
 
     page.fill("#time_zone", ZONE)
     page.fill("#time_expression", EXPRESSION)
@@ -167,6 +205,7 @@ def test_build_now_and_watch_it_finish_live(flow: dict[str, Any]) -> None:
     page.locator("#batch-aggregates details summary").first.click()
     assert "SELECT" in page.locator("#batch-aggregates details pre").first.inner_text().upper()
     flow["shot"]("07-batch-done")
+    audit(page)
     page.locator("#batch-aggregates details summary").first.click()  # closed again
     flow["shot"]("readme-batch", clip=1080)
 
@@ -183,6 +222,7 @@ def test_find_the_batch_in_the_history(flow: dict[str, Any]) -> None:
     assert row.count() == 1
     assert "done" in row.inner_text() and "manual" in row.inner_text()
     flow["shot"]("08-builds")
+    audit(page)
     page.select_option("#f-trigger", "schedule")
     page.click("#build-filters button[type=submit]")
     page.wait_for_url(re.compile(r"trigger=schedule"))
@@ -206,6 +246,7 @@ def test_run_a_query_served_by_an_aggregate(flow: dict[str, Any]) -> None:
     log = page.locator("#query-log tbody tr").first.inner_text()
     assert "sales_by_ship_year" in log and "admin" in log
     flow["shot"]("09-queries")
+    audit(page)
 
 
 def test_charts(flow: dict[str, Any]) -> None:
@@ -216,6 +257,7 @@ def test_charts(flow: dict[str, Any]) -> None:
     bars = page.locator("svg#chart-queries rect.bar[data-kind='aggregate']")
     assert bars.count() == 1 and bars.first.get_attribute("data-count") == "1"
     flow["shot"]("10-charts")
+    audit(page)
 
 
 def test_pause_resume_delete_the_schedule(flow: dict[str, Any]) -> None:
@@ -257,6 +299,7 @@ def test_a_viewer_finds_nothing_that_changes_anything(flow: dict[str, Any]) -> N
         assert posting == [{"method": "post", "action": "/logout"}], (path, posting)
         for label in CHANGE_BUTTONS:
             assert page.locator("button", has_text=label).count() == 0, (path, label)
+        audit(page)
     page.goto(env.cube_page)
     assert page.locator("#aggregate-table tbody tr").count() >= 5  # sees everything
     flow["shot"]("11-viewer-cube")

@@ -458,3 +458,63 @@ def test_aggsched_serve_serves_the_console(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def result_rows(html: str) -> dict[str, int]:
+    """Ship mode -> line count, from the result table (columns: mode, revenue, count)."""
+    body = html.split('id="result-table"')[1].split("</table>")[0]
+    found = re.findall(r"<tr><td>(\w+)</td><td[^>]*>[^<]*</td><td[^>]*>([\d,]+)</td></tr>", body)
+    return {mode: int(n.replace(",", "")) for mode, n in found}
+
+
+def test_running_queries_through_the_form(console: ConsoleEnv) -> None:
+    viewer = client_for(console, "viewer")
+    cube = f"{console.project_id}/{console.cube_id}"
+    page = viewer.get("/queries", params={"cube": cube})
+    assert page.status_code == 200 and 'value="revenue"' in page.text
+    assert ">Ship Year<" in page.text
+    run = {"cube": cube, "metric": ["revenue", "line_count"], "attribute": "Ship Mode",
+           "filter_member": "Ship Mode", "filter_operator": "in", "filter_value": "AIR, RAIL",
+           "order_member": "revenue", "order_direction": "desc", "limit": "10",
+           "use_aggregates": "on", "run": "1"}  # fmt: skip
+    answer = viewer.get("/queries", params=run)
+    assert answer.status_code == 200, answer.text[-2000:]
+    counts = result_rows(answer.text)
+    assert set(counts) == {"AIR", "RAIL"}
+    assert 'id="served-from">base<' in answer.text  # nothing is built in this store
+    # a condition on a metric: the value is sent as a number, applied to the results
+    smaller = min(counts.values())
+    condition = {"filter_member": "line_count", "filter_operator": ">",
+                 "filter_value": str(smaller)}  # fmt: skip
+    bigger = viewer.get("/queries", params={**run, **condition})
+    assert bigger.status_code == 200
+    got = result_rows(bigger.text)
+    assert got and all(v > smaller for v in got.values())
+    assert min(counts, key=counts.__getitem__) not in got
+    assert max(counts, key=counts.__getitem__) in got
+    unknown = viewer.get("/queries", params={**run, "metric": "revenu"})
+    assert unknown.status_code == 400 and 'id="query-error"' in unknown.text
+    assert "revenue" in unknown.text.split('id="query-error"')[1][:400]
+    none = viewer.get("/queries", params={"cube": cube, "run": "1"})
+    assert none.status_code == 400 and "Choose at least one metric" in none.text
+    # the log shows who asked, the grain and what answered
+    log = viewer.get("/queries", params={"served": "base", "user": "viewer"})
+    table = log.text.split('id="query-log"')[1]
+    assert "Ship Mode" in table and "revenue, line_count" in table and ">base<" in table
+
+
+def test_cancelling_a_waiting_batch(console: ConsoleEnv) -> None:
+    admin = client_for(console, "admin")
+    token = csrf_of(admin.get(console.cube_page).text)
+    queued = admin.post(f"{console.cube_page}/build", data={"csrf_token": token, "mode": "full"},
+                        follow_redirects=False)  # fmt: skip
+    batch_page = queued.headers["location"]
+    page = admin.get(batch_page)
+    assert 'id="cancel-form"' in page.text and 'data-live="true"' in page.text
+    panel = admin.get(f"{batch_page}/panel")
+    assert panel.text.lstrip().startswith('<section id="batch-panel"')
+    cancelled = admin.post(f"{batch_page}/cancel", data={"csrf_token": csrf_of(page.text)})
+    assert cancelled.status_code == 200 and "Batch cancelled." in cancelled.text
+    assert 'data-status="cancelled"' in cancelled.text and 'id="cancel-form"' not in cancelled.text
+    again = admin.post(f"{batch_page}/cancel", data={"csrf_token": csrf_of(page.text)})
+    assert "had already ended (cancelled)" in again.text

@@ -99,9 +99,14 @@ async def batch_panel(request: Request, batch_id: str, who: VisitorDep) -> Respo
 async def cancel(request: Request, batch_id: str, who: VisitorDep) -> Response:
     await checked_form(request)
     back = f"/builds/{segment(batch_id)}"
+    path = f"{who.org_path}/aggregates-creation/builds/{segment(batch_id)}"
     try:
-        batch = await who.api.post(f"{who.org_path}/aggregates-creation/builds/"
-                                   f"{segment(batch_id)}/cancel")  # fmt: skip
+        before = await who.api.get(path)
+        if before["status"] in FINAL_BATCH:
+            return redirect(
+                request, back, ("ok", f"The batch had already ended ({before['status']}).")
+            )
+        batch = await who.api.post(f"{path}/cancel")
     except ApiFailure as failure:
         return error_page(request, failure.status, "Not done", failure.message, back=back)
     if batch["status"] == "cancelled":
