@@ -59,7 +59,6 @@ class ConsoleApi:
 
     def __init__(self, app: ASGIApp, token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        headers["X-Aggsched-Client"] = "console"
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         self._client = httpx.AsyncClient(
             transport=transport, base_url=INTERNAL_BASE, headers=headers,

@@ -20,6 +20,7 @@ from aggsched.store import Store
 from aggsched.store.models import Role
 from aggsched.web import format as fmt
 from aggsched.web.apiclient import ApiFailure, ConsoleApi, segment
+from aggsched.web.oidc import OidcClient
 from aggsched.web.session import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -48,7 +49,7 @@ class ConsoleState:
     cookies: CookiePolicy
     csrf: Csrf
     sealer: Signer
-    oidc: Any = None  # aggsched.web.oidc.OidcClient when console OIDC is configured
+    oidc: OidcClient | None = None  # when console OIDC is configured
     headers: dict[str, str] = field(default_factory=dict)  # on every page (CSP, framing)
 
 
