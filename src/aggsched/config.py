@@ -168,6 +168,37 @@ class Settings(BaseSettings):
         "it is open like `/healthz`.",
     )
 
+    console_enabled: bool = Field(
+        default=True,
+        description="Serve the web console at `/` (`aggsched serve`, `aggsched demo`); off: "
+        "the REST API alone.",
+    )
+    console_secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="The console's cookies carry `Secure`: `auto` when the request came over "
+        "HTTPS (behind a proxy: its `X-Forwarded-Proto`, trusted from "
+        "`FORWARDED_ALLOW_IPS`), `always`, or `never`.",
+    )
+    console_oidc_client_id: str | None = Field(
+        default=None,
+        description="Console sign-in with OIDC (authorization code flow with PKCE) when set "
+        "together with `AGGSCHED_OIDC_ISSUER`: the client id registered at the issuer.",
+    )
+    console_oidc_client_secret: str | None = Field(
+        default=None,
+        description="Console OIDC: the client secret of a confidential client (sent to the "
+        "token endpoint); unset: a public client (PKCE only).",
+    )
+    console_oidc_scopes: str = Field(
+        default="openid profile",
+        description="Console OIDC: the scopes asked for (space-separated).",
+    )
+    console_public_url: str | None = Field(
+        default=None,
+        description="The console's external base URL (e.g. `https://aggsched.example.com`), "
+        "for the OIDC redirect URI; default: the URL the request came to.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -185,7 +216,7 @@ class Settings(BaseSettings):
 
 
 #: settings whose values are never printed
-SECRET_FIELDS = frozenset({"jwt_secret", "metrics_token"})
+SECRET_FIELDS = frozenset({"jwt_secret", "metrics_token", "console_oidc_client_secret"})
 
 
 class ConfigError(ValueError):

@@ -1,4 +1,5 @@
-"""`aggsched serve` (and the demo): the REST API plus this node's scheduler and workers."""
+"""`aggsched serve` (and the demo): the REST API and the web console, plus this node's
+scheduler and workers."""
 
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ def run_server(
     grace period to finish, cancel what is left, and close the store."""
     import uvicorn
 
-    from aggsched.api import create_app
     from aggsched.cli.common import node_settings, setup_logging
     from aggsched.engine.node import Node
     from aggsched.engine.scheduler import LeaseHeldError
     from aggsched.store import Store, StoreError
+    from aggsched.web import create_app
 
     settings = node_settings(settings)
     setup_logging(settings)
