@@ -26,7 +26,8 @@ from aggsched.engine.queries import QueryService
 from aggsched.examples import TPCH_DUCKDB
 from aggsched.planning import navigate, sqlgen
 from aggsched.planning.plan import BatchType
-from aggsched.planning.query import AttributeRef, Condition, OrderBy, Query, resolve
+from aggsched.planning.query import AttributeRef, Condition, OrderBy, Query
+from aggsched.planning.resolve import resolve
 from aggsched.store import Store, catalog
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import generate_tpch, load_datecustom, load_tpch

@@ -31,7 +31,8 @@ from aggsched.planning import navigate, sqlgen
 from aggsched.planning.cube import CubeSpec
 from aggsched.planning.lattice import Candidate, Source
 from aggsched.planning.partials import partial_columns
-from aggsched.planning.query import Part, Query, QueryError, ResolvedQuery, resolve
+from aggsched.planning.query import Query, QueryError
+from aggsched.planning.resolve import Part, ResolvedQuery, resolve
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.store import Store, catalog, org_settings
 from aggsched.store import queries as query_log

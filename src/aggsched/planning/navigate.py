@@ -21,19 +21,12 @@ from typing import Any, Generic, TypeVar
 from sqlglot import exp
 
 from aggsched.planning import naming, sqlgen
+from aggsched.planning.calc import Calc
 from aggsched.planning.cube import CubeAttribute, CubeMetric
 from aggsched.planning.lattice import Candidate, Source, choose_source
 from aggsched.planning.partials import ROLLUP, partials_of
-from aggsched.planning.query import (
-    AttributeRef,
-    Calc,
-    Condition,
-    Filter,
-    OutputMetric,
-    Part,
-    QueryError,
-    ResolvedQuery,
-)
+from aggsched.planning.query import AttributeRef, Condition, Filter, QueryError
+from aggsched.planning.resolve import OutputMetric, Part, ResolvedQuery
 from aggsched.planning.sqlgen import ident
 
 K = TypeVar("K")
