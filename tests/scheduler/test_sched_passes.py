@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from aggsched.engine.scheduler import Scheduler, SchedulerOptions
-from aggsched.store import Store, schedules
+from aggsched.store import Store, batches, catalog, schedules
 from aggsched.store.models import Execution, Schedule
 from scheduler.sched_helpers import add_schedule, all_batches, executions, make_cubes
 
@@ -101,3 +101,46 @@ def test_a_backlog_larger_than_a_pass_fires_in_several_passes(store: Store) -> N
     with store.session() as s:
         count = s.query(Execution).count()
     assert count == 75
+
+
+def _running_batch(store: Store, cube_id: uuid.UUID, heartbeat: datetime) -> uuid.UUID:
+    """A batch in progress on a worker whose last heartbeat was at ``heartbeat``."""
+    with store.session() as s:
+        cube = catalog.get_cube_by_id(s, "default", cube_id)
+        batch = batches.create_batch(s, org_id="default", project_id=cube.project_id,
+                                     cube_id=cube_id, batch_type="incremental-rebuild",
+                                     now=heartbeat)  # fmt: skip
+        batch.status, batch.worker_id, batch.attempts = "inprogress", "gone-node", 1
+        batch.start_time = batch.heartbeat_at = heartbeat
+        return batch.id
+
+
+def test_a_pass_recovers_a_fired_cubes_batch_whose_worker_stopped(store: Store) -> None:
+    lost_cube, busy_cube, idle_cube = make_cubes(store, 3)
+    lost = _running_batch(store, lost_cube, heartbeat=DUE - timedelta(minutes=5))
+    busy = _running_batch(store, busy_cube, heartbeat=DUE - timedelta(seconds=2))
+    quiet = _running_batch(store, idle_cube, heartbeat=DUE - timedelta(minutes=5))
+    jobs = {c: add_schedule(store, c, "0/10 * * * * ?", after=T0, full_build=False)
+            for c in (lost_cube, busy_cube)}  # fmt: skip
+    scheduler = Scheduler(store, node_id="t-recover", clock=lambda: DUE,
+                          options=SchedulerOptions(stale_after=timedelta(seconds=15)))  # fmt: skip
+    fired = {f.job_id: f for f in scheduler.tick()}
+    stored = {b.id: b for b in all_batches(store)}
+    # the lost worker's batch went back to pending and the fire joined it
+    assert stored[lost].status == "pending"
+    assert "worker lost" in (stored[lost].message or "")
+    assert fired[jobs[lost_cube]].batch_id == lost and fired[jobs[lost_cube]].coalesced
+    # a live worker's batch is left alone: the fire queued a new batch behind it
+    assert stored[busy].status == "inprogress"
+    assert fired[jobs[busy_cube]].batch_id != busy and not fired[jobs[busy_cube]].coalesced
+    # a cube this pass does not fire is the housekeeping's business, not the pass's
+    assert stored[quiet].status == "inprogress"
+
+
+def test_without_stale_after_a_pass_leaves_running_batches_alone(store: Store) -> None:
+    (cube,) = make_cubes(store, 1)
+    lost = _running_batch(store, cube, heartbeat=DUE - timedelta(minutes=5))
+    add_schedule(store, cube, "0/10 * * * * ?", after=T0, full_build=False)
+    (firing,) = node(store, DUE).tick()
+    assert firing.batch_id != lost
+    assert {b.id: b.status for b in all_batches(store)}[lost] == "inprogress"

@@ -92,6 +92,7 @@ class Node:
             batch_size=s.scheduler_batch_size,
             idle_seconds=s.scheduler_idle_seconds,
             lease_ttl=timedelta(seconds=s.scheduler_lease_seconds),
+            stale_after=timedelta(seconds=s.stale_after_seconds),
         )
         also_due = [self.maintenance.tick] if self.maintenance else []
         return Scheduler(self.store, node_id=self.node_id, options=options, clock=clock,

@@ -3,9 +3,9 @@
 A worker (or a CLI build) heartbeats while it runs a batch. When its process is killed the
 batch stays ``inprogress`` and its cube cannot be built. Every node's housekeeping
 recovers such batches once their heartbeat is ``stale_after`` old (`engine.workers`), and
-so does any process that needs one cube at once — the CLI build, the execute endpoint — so
-a killed build never blocks its cube until some worker happens to notice. (A schedule's
-fire only queues a pending batch, which the housekeeping's recovery lets run.) The
+so does any process that needs a cube at once — the CLI build, the execute endpoint, a
+scheduler pass (for the cubes it fires) — so a killed build never blocks its cube until
+some worker happens to notice. The
 instances the lost run left ``inprogress`` become ``failed`` ("worker lost") with their
 tables due for dropping; the next batch run drops them.
 """
@@ -13,6 +13,7 @@ tables due for dropping; the next batch run drops them.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -73,6 +74,19 @@ def recover_cube(
     when = now or utcnow()
     return recover(session, cube.org_id, stale_before=when - stale_after, now=when,
                    cube_id=cube.id)  # fmt: skip
+
+
+def recover_cubes(
+    session: Session, cube_ids: Iterable[uuid.UUID], stale_after: timedelta, now: datetime
+) -> list[Recovered]:
+    """``recover_cube`` for many cubes (the ones a scheduler pass fires), in one read when
+    none has a stale batch."""
+    stale_before = now - stale_after
+    recovered: list[Recovered] = []
+    for org_id, cube_id in sorted(queue.stale_batch_cubes(session, stale_before=stale_before,
+                                                          cube_ids=cube_ids)):  # fmt: skip
+        recovered += recover(session, org_id, stale_before=stale_before, now=now, cube_id=cube_id)
+    return recovered
 
 
 def describe_owner(batch: BuildBatch, now: datetime | None = None) -> str:

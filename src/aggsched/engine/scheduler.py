@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from aggsched.cron import CronError, CronExpression
 from aggsched.engine.queueing import BatchRequest, queue_batches
+from aggsched.engine.recovery import recover_cubes
 from aggsched.planning.plan import BatchType
 from aggsched.store import Store, catalog, leases, schedules, utcnow
 from aggsched.store.models import Schedule
@@ -72,6 +73,8 @@ class SchedulerOptions:
     batch_size: int = 1000
     idle_seconds: float = 10.0
     lease_ttl: timedelta = timedelta(seconds=30)
+    # a fired cube's batch in progress without a heartbeat this long is recovered first
+    stale_after: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ def fire_due(
     *,
     misfire_threshold: timedelta = timedelta(seconds=60),
     limit: int = 200,
+    stale_after: timedelta | None = None,
 ) -> tuple[list[Firing], int]:
     """Fire up to ``limit`` schedules due at ``now`` in the caller's transaction.
 
@@ -206,7 +210,8 @@ def fire_due(
     nodes cannot deadlock), a few queue or coalesce the batches and store the executions,
     one moves every ``next_fire_at`` on; the fire times are computed in Python between.
     Returns the firings and how many rows were claimed (a full ``limit`` means more may
-    be due).
+    be due). With ``stale_after``, a fired cube's batch whose worker stopped heartbeating
+    that long ago is recovered first, so the fire joins the re-queued batch.
     """
     claimed = schedules.claim_due_schedules(session, now, limit)
     if not claimed:
@@ -221,6 +226,8 @@ def fire_due(
                         d.row.job_id, d.row.cube_id, d.row.next_fire_at.isoformat())  # fmt: skip
         else:
             live.append(d)
+    if stale_after is not None and live:
+        recover_cubes(session, {d.row.cube_id for d in live}, stale_after, now)
     fired: list[Firing] = []
     while live:
         fired, already = _record(session, live, now)
@@ -347,7 +354,8 @@ class Scheduler:
             with self.store.session() as s:
                 now = self.clock()
                 batch, claimed = fire_due(s, now, misfire_threshold=self.options.misfire_threshold,
-                                          limit=self.options.batch_size)  # fmt: skip
+                                          limit=self.options.batch_size,
+                                          stale_after=self.options.stale_after)  # fmt: skip
             if claimed:
                 # what a pass costs, from claim to commit (the benchmark reads this line)
                 log.debug("scheduler pass: claimed=%d fired=%d stamped=%s committed_ms=%.1f",

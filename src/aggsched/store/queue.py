@@ -9,7 +9,7 @@ statement, so two processes can never both move the same row out of ``pending``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -156,6 +156,22 @@ def any_stale_batch(
     cheap read, so callers on hot paths recover only when there is something to."""
     stmt = select(BuildBatch.id).where(*_stale(stale_before, org_id, cube_id, batch_id))
     return session.scalar(stmt.limit(1)) is not None
+
+
+def stale_batch_cubes(
+    session: Session, *, stale_before: datetime, cube_ids: Iterable[uuid.UUID]
+) -> list[tuple[str, uuid.UUID]]:
+    """(organization, cube) of each of these cubes whose batch in progress lost its worker:
+    one read for a whole scheduler pass, usually answering nothing."""
+    wanted = list(cube_ids)
+    if not wanted:
+        return []
+    stmt = (
+        select(BuildBatch.org_id, BuildBatch.cube_id)
+        .where(*_stale(stale_before, None, None, None), BuildBatch.cube_id.in_(wanted))
+        .distinct()
+    )
+    return [(org_id, cube_id) for org_id, cube_id in session.execute(stmt)]
 
 
 def recover_stale_batches(
