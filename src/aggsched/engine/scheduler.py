@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from aggsched import telemetry
 from aggsched.cron import CronError, CronExpression
 from aggsched.engine.queueing import BatchRequest, queue_batches
 from aggsched.engine.recovery import recover_cubes
@@ -130,8 +131,9 @@ def _plan(
                 row.time_expression, row.time_zone, now if misfire else row.next_fire_at
             )
         except CronError as exc:
-            log.error("schedule %s: stored expression %r is invalid (%s); it stops firing",
-                      row.job_id, row.time_expression, exc)  # fmt: skip
+            with telemetry.log_context(job_id=row.job_id, org_id=row.org_id):
+                log.error("schedule %s: stored expression %r is invalid (%s); it stops firing",
+                          row.job_id, row.time_expression, exc)  # fmt: skip
             advance[row.job_id] = None
             continue
         advance[row.job_id] = upcoming
@@ -222,8 +224,10 @@ def fire_due(
     for d in due:
         cube = cubes.get(d.row.cube_id)
         if cube is None or cube.deleted_at is not None:
-            log.warning("schedule %s: cube %s is gone; skipping the fire due %s",
-                        d.row.job_id, d.row.cube_id, d.row.next_fire_at.isoformat())  # fmt: skip
+            with telemetry.log_context(job_id=d.row.job_id, org_id=d.row.org_id):
+                log.warning("schedule %s: cube %s is gone; skipping the fire due %s",
+                            d.row.job_id, d.row.cube_id,
+                            d.row.next_fire_at.isoformat())  # fmt: skip
         else:
             live.append(d)
     if stale_after is not None and live:
@@ -234,8 +238,9 @@ def fire_due(
         if not already:
             break
         for job_id, at in sorted(already):
-            log.warning("schedule %s already fired for %s; not firing it twice",
-                        job_id, at.isoformat())  # fmt: skip
+            with telemetry.log_context(job_id=job_id):
+                log.warning("schedule %s already fired for %s; not firing it twice",
+                            job_id, at.isoformat())  # fmt: skip
         live = [d for d in live if (d.row.job_id, d.row.next_fire_at) not in already]
     schedules.advance_schedules(session, advance, now)
     if any(not f.coalesced for f in fired):
