@@ -553,11 +553,26 @@ class _Sizer:
     def _measure(self, specs: Sequence[DefinitionSpec]) -> list[float]:
         wh, target = self._target(specs[0])
         fact_rows = self.fact_rows(specs[0].fact.dataset)
-        if target.dialect in estimate.APPROX_DIALECTS:
-            select = estimate.approx_distinct_many(specs, target)
-            row = wh.fetch_one(sqlgen.render(select, target.dialect)) or ()
-            return [float(min(max(1, v or 1), fact_rows)) for v in row]
-        return [self._estimate(spec) for spec in specs]
+        if target.dialect not in estimate.APPROX_DIALECTS:
+            return [self._estimate(spec) for spec in specs]
+        percent = estimate.approx_sample_percent(fact_rows)
+        found = self._approx(wh, target, specs, percent)
+        again = [i for i, (rows, read) in enumerate(found)
+                 if not estimate.settled(rows, read, percent)]  # fmt: skip
+        if again:  # too many values to trust the sample: count those over the whole fact
+            whole = self._approx(wh, target, [specs[i] for i in again], 100.0)
+            for i, counted in zip(again, whole, strict=True):
+                found[i] = counted
+        return [float(min(max(1.0, rows), fact_rows)) for rows, _ in found]
+
+    @staticmethod
+    def _approx(
+        wh: Warehouse, target: sqlgen.Target, specs: Sequence[DefinitionSpec], percent: float
+    ) -> list[tuple[float, float]]:
+        """(approximate distinct grain values, rows read) of each spec, in one pass."""
+        select = estimate.approx_distinct_many(specs, target, percent)
+        read, *counts = wh.fetch_one(sqlgen.render(select, target.dialect)) or (0,)
+        return [(float(c or 1), float(read or 0)) for c in counts]
 
     def _estimate(self, spec: DefinitionSpec) -> float:
         wh, target = self._target(spec)
