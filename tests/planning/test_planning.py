@@ -395,7 +395,7 @@ def test_sampled_distinct_counts_stand_only_when_each_value_was_seen_often() -> 
     con = duckdb.connect()
     con.execute("CREATE SCHEMA S")
     con.execute(
-        'CREATE TABLE S.SALES AS SELECT DATE \'2024-01-01\' + (i % 365)::INT AS "DAY", '
+        "CREATE TABLE S.SALES AS SELECT DATE '2024-01-01' + (i % 365)::INT AS \"DAY\", "
         'i % 7 AS "STORE", i AS "QTY", 1.0 AS "PRICE" FROM range(200000) t(i)'
     )
     by_day = spec("by_day", [DAY], [REVENUE])
