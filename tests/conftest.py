@@ -1,8 +1,9 @@
 """Shared fixtures.
 
 PostgreSQL tests use the server on 127.0.0.1:5432 (trust auth, user postgres) and create a
-database of their own. Outside CI an unreachable server skips them; under ``CI=true`` it
-fails them, because CI must really run them.
+database of their own. Spark tests share one Spark Connect server (``fixtures_spark``).
+Outside CI an unreachable server skips them; under ``CI=true`` it fails them, because CI
+must really run them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["fixtures_tpch"]
+pytest_plugins = ["fixtures_tpch", "fixtures_spark"]
 
 PG_ADMIN_DSN = os.environ.get("AGGSCHED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"

@@ -1,4 +1,4 @@
-"""TPC-H fixtures: real SF 0.01 data (plus DATECUSTOM) in DuckDB and in PostgreSQL.
+"""TPC-H fixtures: real SF 0.01 data (plus DATECUSTOM) in DuckDB, PostgreSQL and Spark.
 
 Loaded by ``tests/conftest.py`` (``pytest_plugins``), so every test can ask for them.
 Tables: ``"TPCH_SF1".<8 TPC-H tables>`` and ``"PUBLIC"."DATECUSTOM"``, UPPERCASE as the
@@ -49,3 +49,11 @@ def tpch_postgres(pg_server: str, tpch_parquet: Path) -> Iterator[str]:
     with contextmanager(_fresh_database)(pg_server) as dsn:
         load_all(dsn, tpch_parquet)
         yield dsn
+
+
+@pytest.fixture(scope="session")
+def tpch_spark(spark_server: str, tpch_parquet: Path) -> str:
+    """``sc://`` URL of the session's Spark Connect server with TPC-H (external Parquet
+    tables over the cached files) + DATECUSTOM."""
+    load_all(spark_server, tpch_parquet)
+    return spark_server

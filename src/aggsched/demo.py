@@ -1,9 +1,10 @@
 """`aggsched demo`: a working installation in one command, on the embedded defaults.
 
-TPC-H data (tpchgen-cli) in a DuckDB file, aggsched's own TPC-H SML project published with
-its connections, a nightly schedule, the first build queued, and an admin user. Running it
-again reuses everything that exists (the data, the password, the schedule); republishing
-an unchanged project changes nothing.
+TPC-H data (tpchgen-cli) in a DuckDB file (or, with ``--warehouse spark``, in an in-process
+Spark whose metastore and tables live in the demo directory), aggsched's own TPC-H SML
+project published with its connections, a nightly schedule, the first build queued, and
+an admin user. Running it again reuses everything that exists (the data, the password,
+the schedule); republishing an unchanged project changes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from aggsched.store.notify import notify_schedules_changed
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import default_cache_dir, generate_tpch, load_datecustom, load_tpch
 
+WAREHOUSES = ("duckdb", "spark")
 DEMO_SCALE = 0.1
 DEMO_USER = "admin"
 NIGHTLY = "0 0 2 ? * *"  # 02:00:00 every day, an incremental rebuild after the nightly load
@@ -55,6 +57,27 @@ def _warehouse(demo_dir: Path, scale: float, say: Callable[[str], None]) -> str:
             load_datecustom(wh)
         shutil.move(building, target)
     return duckdb_url(target)
+
+
+def _spark_warehouse(demo_dir: Path, scale: float, say: Callable[[str], None]) -> str:
+    """An in-process Spark (``spark://local[2]/<demo>/spark``) whose metastore and tables
+    live in the demo directory; TPC-H is copied there once and registered as external
+    Parquet tables, DateCustom loaded; a marker file says the load finished."""
+    home = demo_dir / "spark"
+    url = f"spark://local[2]{home}"
+    done = home / "tpch-loaded"
+    if not done.exists():
+        say(
+            f"generating TPC-H SF{scale:g} with tpchgen-cli and registering it in Spark ({url}) ..."
+        )
+        data = home / "tpch"
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(generate_tpch(scale, default_cache_dir()), data)
+        with open_warehouse(url) as wh:
+            load_tpch(wh, data)
+            load_datecustom(wh)
+        done.write_text(f"TPC-H SF{scale:g}\n")
+    return url
 
 
 def _password(demo_dir: Path) -> str:
@@ -96,12 +119,23 @@ def _ensure_schedule(store: Store, project_id: uuid.UUID, cube_id: uuid.UUID) ->
 
 
 def prepare_demo(
-    settings: Settings, *, scale: float = DEMO_SCALE, say: Callable[[str], None] = print
+    settings: Settings,
+    *,
+    scale: float = DEMO_SCALE,
+    say: Callable[[str], None] = print,
+    warehouse: str = "duckdb",
 ) -> DemoInfo:
-    """Set up (or find) the demo installation in `settings.home`."""
+    """Set up (or find) the demo installation in `settings.home`; `warehouse` is
+    `duckdb` (a file) or `spark` (an in-process Spark, needs `aggsched[spark]` and Java).
+    Switching warehouse later re-maps the demo's connections to the other one."""
+    if warehouse not in WAREHOUSES:
+        raise ValueError(f"unknown demo warehouse {warehouse!r}; expected one of {WAREHOUSES}")
     demo_dir = settings.ensure_home() / "demo"
     demo_dir.mkdir(exist_ok=True)
-    url = _warehouse(demo_dir, scale, say)
+    if warehouse == "spark":
+        url = _spark_warehouse(demo_dir, scale, say)
+    else:
+        url = _warehouse(demo_dir, scale, say)
     store = Store.from_settings(settings)
     try:
         with store.session() as s:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -96,3 +97,28 @@ def _wait_for_token(base: str, password: str) -> str:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
+
+
+@pytest.mark.spark
+def test_demo_on_spark_builds_in_an_in_process_spark(home: Path, spark_installed: Path) -> None:
+    """`aggsched demo --warehouse spark`: TPC-H registered in a local Spark kept in the demo
+    directory; a second process (the metastore outlives the first) builds the cube there."""
+    cache = Path(__file__).resolve().parents[2] / ".aggsched" / "cache"
+    env = {**os.environ, "AGGSCHED_HOME": str(home), "AGGSCHED_CACHE_DIR": str(cache),
+           "COLUMNS": "500"}  # fmt: skip  # no wrapping of the printed paths
+    cli = [sys.executable, "-m", "aggsched.cli"]
+    setup = subprocess.run(
+        [*cli, "demo", "--setup-only", "--warehouse", "spark", "--scale", "0.01"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert f"warehouse spark://local[2]{home}/demo/spark" in setup.stdout
+    cube_id = re.search(r"cube Sales (\S+)", setup.stdout).group(1)
+    built = subprocess.run(
+        [*cli, "build", cube_id, "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    report = json.loads(built.stdout)
+    assert report["status"] == "done" and report["aggregates"], report
+    assert all(a["status"] == "active" and a["rows"] for a in report["aggregates"]), report
+    assert (home / "demo" / "spark" / "warehouse" / "as_agg.db").is_dir()

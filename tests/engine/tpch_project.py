@@ -103,16 +103,23 @@ SLOW_CUSTOMER_DUCKDB = (
 SLOW_CUSTOMER_POSTGRES = (
     'SELECT c.* FROM "TPCH_SF1"."CUSTOMER" c WHERE pg_sleep({delay}) IS NOT NULL'
 )
+# Spark (the DatabricksSQL variant): ~1,500 x 400,000 rows, tens of seconds on 2 cores
+SLOW_CUSTOMER_SPARK = (
+    "SELECT c.* FROM `TPCH_SF1`.`CUSTOMER` c CROSS JOIN range(400000) t "
+    "WHERE hash(t.id, c.C_CUSTKEY) % 1000000007 <> 5 OR t.id = 0"
+)
 
 
 def slow_repo(source: Path, target: Path, pg_delay_per_row: float = 0.02) -> Path:
     """The TPC-H repo with one customer aggregate whose dataset SQL is slow on purpose
-    (DuckDB: a large cross join; PostgreSQL, through its dialect variant: a sleep per row)."""
+    (DuckDB: a large cross join; PostgreSQL, through its dialect variant: a sleep per row;
+    Spark, through its DatabricksSQL variant: a larger cross join)."""
     only = [a for a in AGGREGATES if a["unique_name"] == "customers_by_region"]
     repo = make_repo(source, target, only)
     postgres = SLOW_CUSTOMER_POSTGRES.format(delay=pg_delay_per_row)
     replace_in(
         repo, "datasets/customer.yml", "table: CUSTOMER",
-        f"sql: '{SLOW_CUSTOMER_DUCKDB}'\ndialects:\n  - dialect: Postgresql\n    sql: '{postgres}'",
+        f"sql: '{SLOW_CUSTOMER_DUCKDB}'\ndialects:\n  - dialect: Postgresql\n    sql: '{postgres}'"
+        f"\n  - dialect: DatabricksSQL\n    sql: '{SLOW_CUSTOMER_SPARK}'",
     )  # fmt: skip
     return repo

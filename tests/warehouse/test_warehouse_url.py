@@ -15,7 +15,7 @@ from aggsched.warehouse import (
     resolve_url,
     sqlbuild,
 )
-from aggsched.warehouse.url import duckdb_path
+from aggsched.warehouse.url import SparkLocal, duckdb_path, spark_local, validate_url
 
 
 def test_resolve_substitutes_every_variable() -> None:
@@ -108,3 +108,35 @@ def test_column_types_are_transpiled_per_dialect() -> None:
     create = sqlbuild.create_table("S", "T", [("A", "VARCHAR"), ("B", "DECIMAL(15,2)")])
     assert create.sql("postgres") == 'CREATE TABLE "S"."T" ("A" TEXT, "B" DECIMAL(15, 2))'
     assert create.sql("duckdb") == 'CREATE TABLE "S"."T" ("A" TEXT, "B" DECIMAL(15, 2))'
+
+
+@pytest.mark.parametrize(
+    ("url", "master", "directory"),
+    [
+        ("spark://local", "local", None),
+        ("spark://local[2]", "local[2]", None),
+        ("SPARK://local[*]/srv/spark", "local[*]", "/srv/spark"),
+    ],
+)
+def test_spark_local_urls(url: str, master: str, directory: str | None) -> None:
+    assert validate_url(url) == url
+    assert spark_local(url) == SparkLocal(master, directory)
+    assert dialect_for_url(url) == "spark" and redact_url(url) == url
+
+
+@pytest.mark.parametrize("url", ["spark://local[0]", "spark://host:7077", "spark://local[2]rel"])
+def test_bad_spark_local_urls_say_what_is_accepted(url: str) -> None:
+    with pytest.raises(WarehouseConfigError, match=r"spark://local\[N\].*sc://host:15002"):
+        validate_url(url)
+
+
+def test_spark_connect_urls_hide_their_token() -> None:
+    url = "sc://dbc.example:443/;use_ssl=true;token=dapi123;x-databricks-cluster-id=0123"
+    assert validate_url(url) == url and dialect_for_url(url) == "spark"
+    assert redact_url(url) == (
+        "sc://dbc.example:443/;use_ssl=true;token=***;x-databricks-cluster-id=0123"
+    )
+    assert redact_url("sc://h:15002/;token=${TOKEN}") == "sc://h:15002/;token=${TOKEN}"
+    for bad, problem in [("sc://:15002", "no host"), ("sc://h:15002/db", "parameters as")]:
+        with pytest.raises(WarehouseConfigError, match=problem):
+            validate_url(bad)

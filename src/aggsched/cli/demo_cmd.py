@@ -7,7 +7,7 @@ import typer
 from aggsched.cli.common import console, styled
 from aggsched.cli.server_cmd import run_server
 from aggsched.config import Settings
-from aggsched.demo import DEMO_SCALE, curl_examples, prepare_demo
+from aggsched.demo import DEMO_SCALE, WAREHOUSES, curl_examples, prepare_demo
 
 
 def demo(
@@ -15,13 +15,25 @@ def demo(
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     scale: float = typer.Option(DEMO_SCALE, "--scale", min=0.001, help="TPC-H scale factor."),
     setup_only: bool = typer.Option(False, "--setup-only", help="Prepare, print, do not serve."),
+    warehouse: str = typer.Option(
+        "duckdb",
+        "--warehouse",
+        help="duckdb (a file) or spark (in-process Spark: needs aggsched[spark] and Java 17).",
+    ),
 ) -> None:
-    """Set up the demo (TPC-H in DuckDB, example project, schedule, admin) and serve it.
+    """Set up the demo (TPC-H in DuckDB or Spark, example project, schedule, admin) and
+    serve it.
 
     A second run reuses what exists.
     """
+    if warehouse not in WAREHOUSES:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(WAREHOUSES)}", param_hint="--warehouse"
+        )
     settings = Settings()
-    info = prepare_demo(settings, scale=scale, say=lambda text: console.print(text))
+    info = prepare_demo(
+        settings, scale=scale, say=lambda text: console.print(text), warehouse=warehouse
+    )
     base = f"http://{host}:{port}"
 
     def banner() -> None:

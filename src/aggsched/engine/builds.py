@@ -57,6 +57,7 @@ from aggsched.warehouse import (
     dialect_for_url,
     open_warehouse,
     redact_url,
+    sqlbuild,
 )
 
 WarehouseOpener = Callable[[str], Warehouse]
@@ -265,6 +266,29 @@ def build_query(
     return sqlgen.multi_fact_select(spec, queries) if multi else queries[0]
 
 
+def step_query(
+    spec: DefinitionSpec,
+    where: _Where,
+    sources: Sources,
+    previous: ActiveInstance | None,
+    mode: StepMode,
+) -> tuple[exp.Query, exp.Expression | None]:
+    """The query of one step, and for an incremental step the first partition it
+    recomputes (`watermark - grace`; None for a full build)."""
+    since = None
+    if mode is StepMode.INCREMENTAL:
+        assert previous is not None and previous.watermark is not None and spec.incremental
+        threshold = watermark.threshold(previous.watermark, spec.incremental.grace_seconds)
+        since = sqlgen.since_expr(spec, threshold, where.target)
+    return build_query(spec, where, sources, since), since
+
+
+def partition_columns(spec: DefinitionSpec) -> list[str]:
+    """The incremental partition column of an aggregate table (none if not incremental);
+    engines that store partitions apart (Spark) partition the table by it."""
+    return [naming.partition_column(spec.incremental)] if spec.incremental else []
+
+
 def step_sql(
     spec: DefinitionSpec,
     where: _Where,
@@ -273,25 +297,24 @@ def step_sql(
     previous: ActiveInstance | None,
     mode: StepMode,
 ) -> list[str]:
-    """The statements of one step (shared by runs and dry runs).
+    """The statements of one step, as the warehouse runs them (for dry runs).
 
     A full build is one CREATE TABLE ... AS into a new table. An incremental build
-    deletes the partitions from `watermark - grace` on from the active table and inserts
-    them recomputed; the runner wraps both in one warehouse transaction.
+    replaces the partitions from `watermark - grace` on in the active table: DELETE +
+    INSERT in one transaction, or one INSERT OVERWRITE on Spark (`Warehouse.replace_partitions`).
     """
     dialect = where.target.dialect
-    since = None
-    if mode is StepMode.INCREMENTAL:
-        assert previous is not None and previous.watermark is not None and spec.incremental
-        threshold = watermark.threshold(previous.watermark, spec.incremental.grace_seconds)
-        since = sqlgen.since_expr(spec, threshold, where.target)
-    query = build_query(spec, where, sources, since)
+    query, since = step_query(spec, where, sources, previous, mode)
     if since is None:
-        return [sqlgen.render(sqlgen.create_table_as(dest, query), dialect)]
-    return [
-        sqlgen.render(sqlgen.delete_since(dest, spec, since), dialect),
-        sqlgen.render(sqlgen.insert_select(dest, spec, query), dialect),
-    ]
+        create = sqlbuild.create_table_as(
+            dest, query, dialect=dialect, partition_by=partition_columns(spec)
+        )
+        return [sqlgen.render(create, dialect)]
+    statements = sqlbuild.replace_partitions(
+        dest, sqlgen.output_columns(spec), query,
+        partition_column=partition_columns(spec)[0], since=since, dialect=dialect,
+    )  # fmt: skip
+    return [sqlgen.render(statement, dialect) for statement in statements]
 
 
 SHARED_SCAN = "shared scan"
@@ -345,11 +368,10 @@ class _Group:
     watermark: str | None = None
     tried: bool = False
 
-    def split_sql(self, spec: DefinitionSpec, dest: exp.Table, dialect: str) -> str:
+    def split_query(self, spec: DefinitionSpec) -> exp.Select:
         assert self.scan is not None and self.stage is not None
         mask = self.scan.masks[self.specs.index(spec)]
-        query = sharedscan.split_select(spec, self.scan, self.stage, mask)
-        return sqlgen.render(sqlgen.create_table_as(dest, query), dialect)
+        return sharedscan.split_select(spec, self.scan, self.stage, mask)
 
 
 class _SharedScans:
@@ -388,14 +410,12 @@ class _SharedScans:
             wh = pool.get(where.url)
             scan = sharedscan.grouping_select(group.specs, where.target)
             stage = sqlgen.table(group.name)
-            create = exp.Create(
-                this=stage, kind="TABLE", expression=scan.query,
-                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-            )  # fmt: skip
             with token.watching(wh):
                 if union.incremental is not None:
                     group.watermark = read_watermark(union, where, wh)
-                wh.execute(sqlgen.render(create, wh.dialect), timeout=settings.timeout_seconds)
+                wh.create_temporary_table_as(
+                    group.name, scan.query, timeout=settings.timeout_seconds
+                )
         except (WarehouseError, BuildRefused, sqlgen.SqlGenerationError):
             return None  # each member scans the base tables on its own (and fails alone)
         group.scan, group.stage = scan, stage
@@ -664,18 +684,20 @@ class BatchRunner:
         if step.mode is StepMode.FULL:
             job.pool.ensure_schema(where.url, where.schema)
         dest = sqlgen.table(job.table, where.schema)
+        timeout, partitions = job.settings.timeout_seconds, partition_columns(spec)
         if job.shared is not None:
-            statements = [job.shared.split_sql(spec, dest, where.target.dialect)]
+            query, since = job.shared.split_query(spec), None
         else:
-            statements = step_sql(spec, where, dest, job.sources, previous, step.mode)
-        timeout = job.settings.timeout_seconds
-        if len(statements) == 1:
-            wh.execute(statements[0], timeout=timeout)
+            query, since = step_query(spec, where, job.sources, previous, step.mode)
+        # the warehouse makes each atomic its own way (see Warehouse.replace_partitions)
+        if since is None:
+            sql = wh.create_table_as(dest, query, partition_by=partitions, timeout=timeout)
         else:
-            with wh.transaction():
-                for statement in statements:
-                    wh.execute(statement, timeout=timeout)
-        return wh.row_count(where.schema, job.table), new_mark, ";\n".join(statements)
+            sql = wh.replace_partitions(
+                dest, sqlgen.output_columns(spec), query,
+                partition_column=partitions[0], since=since, timeout=timeout,
+            )  # fmt: skip
+        return wh.row_count(where.schema, job.table), new_mark, sql
 
     @staticmethod
     def _guard(

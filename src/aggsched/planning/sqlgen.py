@@ -26,15 +26,38 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects import DIALECTS
+from sqlglot.dialects.spark import Spark
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from aggsched.planning import naming, watermark
 from aggsched.planning.lattice import Candidate, Source
 from aggsched.planning.partials import ROLLUP, metric_partials, partial_columns, partial_key
 from aggsched.planning.spec import DefinitionSpec, MapValue, Metric, Relation
+from aggsched.warehouse import sqlbuild
 
 # SML `dialects:` names for our sqlglot dialects (compared case-insensitively).
-SML_DIALECT_NAMES = {"duckdb": ("duckdb",), "postgres": ("postgresql", "postgres")}
+SML_DIALECT_NAMES = {
+    "duckdb": ("duckdb",),
+    "postgres": ("postgresql", "postgres"),
+    "spark": ("databrickssql", "databricks", "sparksql", "spark"),
+}
+
+
+class SparkAnsiQuotes(Spark):
+    """Spark SQL reading ``"x"`` as an identifier (Spark's
+    ``spark.sql.ansi.doubleQuotedIdentifiers``): how a model's default SQL, written for
+    Snowflake, PostgreSQL or DuckDB, is read for Spark. A ``DatabricksSQL`` variant is
+    read as plain Spark SQL, where ``"x"`` is a string."""
+
+    class Tokenizer(Spark.Tokenizer):
+        QUOTES = ["'"]  # noqa: RUF012 - sqlglot's own class attribute
+        IDENTIFIERS = ["`", '"']  # noqa: RUF012
+
+
+# The dialect a model's default (not dialect-specific) SQL is read in, where not the target's.
+_DEFAULT_READ: dict[str, str | type[sqlglot.Dialect]] = {"spark": SparkAnsiQuotes}
+# how a model's SQL is read: a sqlglot dialect's name or class; None: try the usual ones
+Read = str | type[sqlglot.Dialect] | None
 
 
 class SqlGenerationError(ValueError):
@@ -142,6 +165,8 @@ def table(name: str, schema: str | None = None, database: str | None = None) -> 
 def render(expression: exp.Expression, dialect: str, *, copy: bool = True) -> str:
     """SQL text for `dialect`, identifiers quoted; `copy=False` renders a one-off tree
     without copying it first (faster; the generator may rewrite it in place)."""
+    if dialect == "spark":  # constructs sqlglot would render with another meaning there
+        expression, copy = sqlbuild.for_dialect(expression, dialect), False
     return expression.sql(dialect=dialect, identify=True, copy=copy)
 
 
@@ -150,14 +175,15 @@ _STATEMENTS = (exp.DDL, exp.DML, exp.Command, exp.Block, exp.Transaction, exp.Co
 
 def _model_sql(
     default: str | None, variants: Mapping[str, str], dialect: str, source: str | None
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, Read]:
     """The model's SQL for a `dialect` warehouse and the dialect it is written in: the
-    warehouse's own variant when the model has one, else the default SQL in `source`."""
+    warehouse's own variant when the model has one, else the default SQL in `source`
+    (unknown: the warehouse's way of reading default SQL, `_DEFAULT_READ`)."""
     names = SML_DIALECT_NAMES.get(dialect, (dialect,))
     for key, sql in variants.items():
         if key.lower() in names:
             return sql, dialect
-    return default, source
+    return default, source if source is not None else _DEFAULT_READ.get(dialect)
 
 
 def _what(relation: Relation, column: str | None = None) -> str:
@@ -169,7 +195,7 @@ def _what(relation: Relation, column: str | None = None) -> str:
 
 
 def _parse(
-    sql: str, dialect: str, what: str, *, query: bool = False, read: str | None = None
+    sql: str, dialect: str, what: str, *, query: bool = False, read: Read = None
 ) -> exp.Expression:
     """The model's SQL as one expression (`query`: one SELECT) — never a statement that
     could change the warehouse, whatever the model says.
@@ -197,26 +223,25 @@ def _parse(
 
 
 @lru_cache(maxsize=2048)
-def _parsed_once(
-    sql: str, dialect: str, what: str, query: bool, read: str | None
-) -> exp.Expression:
+def _parsed_once(sql: str, dialect: str, what: str, query: bool, read: Read) -> exp.Expression:
     return _parse(sql, dialect, what, query=query, read=read)
 
 
 def _parsed(
-    sql: str, dialect: str, what: str, *, query: bool = False, read: str | None = None
+    sql: str, dialect: str, what: str, *, query: bool = False, read: Read = None
 ) -> exp.Expression:
     """`_parse`, remembered: the model's SQL is parsed (and transpiled) once per process,
     and each caller gets its own copy of the tree (copying is far cheaper)."""
     return _parsed_once(sql, dialect, what, query, read).copy()
 
 
-def _check_translation(expression: exp.Expression, dialect: str, what: str, read: str) -> None:
+def _check_translation(expression: exp.Expression, dialect: str, what: str, read: Read) -> None:
     try:
         expression.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         raise SqlGenerationError(
-            f"the SQL of {what}, written for {read}, has no {dialect} translation: {exc}"
+            f"the SQL of {what}, written for {getattr(read, '__name__', read)}, has no "
+            f"{dialect} translation: {exc}"
         ) from exc
 
 
@@ -418,7 +443,7 @@ def partial_expr(partial: str, value: exp.Expression, dialect: str) -> exp.Expre
     if partial == "count_distinct":
         return exp.Count(this=exp.Distinct(expressions=[value]))
     if partial == "approx_count_distinct":
-        if dialect == "duckdb":
+        if dialect in ("duckdb", "spark"):
             return exp.ApproxDistinct(this=value)
         return exp.Count(this=exp.Distinct(expressions=[value]))
     if partial == "median":

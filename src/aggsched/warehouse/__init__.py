@@ -4,6 +4,9 @@
 
 - ``duckdb:///abs/path/file.duckdb`` or ``duckdb:///:memory:`` -> ``DuckDBWarehouse``
 - ``postgresql://user:${PGPASSWORD}@host:port/db`` -> ``PostgresWarehouse``
+- ``sc://host:15002[/;token=${TOKEN};...]`` (a Spark Connect server: a cluster, Databricks)
+  or ``spark://local[N][/abs/dir]`` (an in-process Spark session) -> ``SparkWarehouse``
+  (needs the optional extra ``aggsched[spark]``)
 
 Adding an engine = one module implementing ``Warehouse`` plus one line in ``_ADAPTERS``.
 Adapters are imported lazily so a missing driver only matters when that engine is used.
@@ -45,7 +48,21 @@ def _open_postgres(url: str, shown: str) -> Warehouse:
     return PostgresWarehouse(url, shown)
 
 
-_ADAPTERS = {"duckdb": _open_duckdb, "postgresql": _open_postgres, "postgres": _open_postgres}
+def _open_spark(url: str, shown: str) -> Warehouse:
+    from aggsched.warehouse.spark import SparkWarehouse
+
+    return SparkWarehouse(url, shown)
+
+
+_ADAPTERS = {
+    "duckdb": _open_duckdb,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
+    "sc": _open_spark,
+    "spark": _open_spark,
+}
+_DIALECTS = {"duckdb": "duckdb", "postgresql": "postgres", "postgres": "postgres",
+             "sc": "spark", "spark": "spark"}  # fmt: skip
 
 
 def open_warehouse(url: str, env: Mapping[str, str] | None = None) -> Warehouse:
@@ -58,7 +75,7 @@ def open_warehouse(url: str, env: Mapping[str, str] | None = None) -> Warehouse:
 
 def dialect_for_url(url: str) -> str:
     """The sqlglot dialect of the engine a URL points at, without connecting."""
-    return "duckdb" if url_scheme(url) == "duckdb" else "postgres"
+    return _DIALECTS[url_scheme(url)]
 
 
 __all__ = [

@@ -39,8 +39,11 @@ class Warehouse(ABC):
     """
 
     dialect: ClassVar[str]
-    #: True when the engine folds identifiers regardless of quoting (DuckDB).
+    #: True when the engine folds identifiers regardless of quoting (DuckDB, Spark).
     case_insensitive_identifiers: ClassVar[bool] = False
+    #: False when ``transaction()`` cannot make several statements atomic (Spark): callers
+    #: use the build operations below, which are atomic on every engine in their own way.
+    supports_transactions: ClassVar[bool] = True
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -71,7 +74,7 @@ class Warehouse(ABC):
 
     def render(self, expression: exp.Expression) -> str:
         """SQL text of a sqlglot expression for this engine's dialect."""
-        return expression.sql(dialect=self.dialect)
+        return sqlbuild.for_dialect(expression, self.dialect).sql(dialect=self.dialect)
 
     def _run(self, sql: str, timeout: float | None, fetch: Fetch) -> Any:
         if timeout is not None and timeout <= 0:
@@ -182,6 +185,64 @@ class Warehouse(ABC):
     def create_table(self, schema: str, table: str, columns: Sequence[tuple[str, str]]) -> None:
         """Create a table from ``(name, DuckDB-spelled type)`` pairs, quoted as given."""
         self.execute(self.render(sqlbuild.create_table(schema, table, columns)))
+
+    # ----------------------------------------------------------------- build operations
+    # What the build engine asks of a warehouse; each returns the SQL it ran (for the
+    # build's record). The statements come from `sqlbuild`, so a dry run shows the same.
+    def create_table_as(
+        self,
+        dest: exp.Table,
+        query: exp.Query,
+        *,
+        partition_by: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> str:
+        """Create ``dest`` from ``query`` in one statement: it exists complete or not at
+        all. ``partition_by`` names the incremental partition column, for engines that
+        store partitions apart (Spark); the others ignore it."""
+        create = sqlbuild.create_table_as(
+            dest, query, dialect=self.dialect, partition_by=partition_by
+        )
+        sql = self.render(create)
+        self.execute(sql, timeout=timeout)
+        return sql
+
+    def replace_partitions(
+        self,
+        dest: exp.Table,
+        columns: Sequence[str],
+        query: exp.Query,
+        *,
+        partition_column: str,
+        since: exp.Expression,
+        timeout: float | None = None,
+    ) -> str:
+        """Replace the rows of ``dest`` from partition ``since`` on by ``query``'s rows,
+        atomically: a failure or cancel leaves ``dest`` as it was (one transaction here;
+        one partition-overwriting statement where there are no transactions)."""
+        statements = [
+            self.render(e)
+            for e in sqlbuild.replace_partitions(
+                dest, columns, query,
+                partition_column=partition_column, since=since, dialect=self.dialect,
+            )
+        ]  # fmt: skip
+        if len(statements) == 1:
+            self.execute(statements[0], timeout=timeout)
+        else:
+            with self.transaction():
+                for statement in statements:
+                    self.execute(statement, timeout=timeout)
+        return ";\n".join(statements)
+
+    def create_temporary_table_as(
+        self, name: str, query: exp.Query, *, timeout: float | None = None
+    ) -> str:
+        """A staging table private to this connection and gone with it; drop it early
+        with ``drop_table(None, name)``."""
+        sql = self.render(sqlbuild.create_temporary_table_as(name, query, dialect=self.dialect))
+        self.execute(sql, timeout=timeout)
+        return sql
 
     # ----------------------------------------------------------------- engine hooks
     def is_transient(self, exc: BaseException) -> bool:

@@ -95,3 +95,103 @@ def list_tables(schema: str, *, case_insensitive: bool, kind: str = "BASE TABLE"
         .where(exp.column("table_type").eq(exp.Literal.string(kind)))
         .order_by(exp.column("table_name"))
     )
+
+
+# ---------------------------------------------------------------------- build statements
+# The statements that build aggregate tables, per dialect. Pure, so a dry run shows exactly
+# what a build would run; `Warehouse` runs them (see its `create_table_as`, ...).
+PARTITION_OVERWRITE_OPTION = "partitionOverwriteMode"
+
+
+def create_table_as(
+    dest: exp.Table, query: exp.Query, *, dialect: str, partition_by: Sequence[str] = ()
+) -> exp.Create:
+    """CREATE TABLE ``dest`` AS ``query``.
+
+    On Spark the table is Parquet, partitioned by ``partition_by``, and its own options
+    make every INSERT OVERWRITE replace only the partitions it writes (dynamic partition
+    overwrite), whatever the session says. Other engines ignore ``partition_by``.
+    """
+    create = exp.Create(this=dest.copy(), kind="TABLE", expression=query)
+    if dialect == "spark":
+        props: list[exp.Expression] = [exp.FileFormatProperty(this=exp.Var(this="PARQUET"))]
+        if partition_by:
+            columns = exp.Schema(expressions=[ident(c) for c in partition_by])
+            option = exp.Property(
+                this=exp.Literal.string(PARTITION_OVERWRITE_OPTION),
+                value=exp.Literal.string("dynamic"),
+            )
+            props += [
+                exp.PartitionedByProperty(this=columns),
+                exp.OptionsProperty(expressions=[option]),
+            ]
+        create.set("properties", exp.Properties(expressions=props))
+    return create
+
+
+def replace_partitions(
+    dest: exp.Table,
+    columns: Sequence[str],
+    query: exp.Query,
+    *,
+    partition_column: str,
+    since: exp.Expression,
+    dialect: str,
+) -> list[exp.Expression]:
+    """Statements that replace the rows of ``dest`` whose ``partition_column >= since`` by
+    ``query``'s rows (which all have ``partition_column >= since``).
+
+    Transactional engines: DELETE then INSERT, to be run in one transaction. Spark: one
+    ``INSERT OVERWRITE ... PARTITION (column)`` that swaps in only the partitions the query
+    writes, after the whole job succeeded; a partition at or past ``since`` that the query
+    no longer produces at all (every fact row of that value deleted) is left as it was.
+    """
+    target = exp.Schema(this=dest.copy(), expressions=[ident(c) for c in columns])
+    if dialect == "spark":
+        table = dest.copy()
+        table.set("partition", exp.Partition(expressions=[exp.column(ident(partition_column))]))
+        target = exp.Schema(this=table, expressions=[ident(c) for c in columns])
+        return [exp.Insert(this=target, expression=query, overwrite=True)]
+    where = exp.GTE(this=exp.column(ident(partition_column)), expression=since.copy())
+    return [exp.delete(dest.copy(), where=where), exp.insert(query, target)]
+
+
+def create_temporary_table_as(name: str, query: exp.Query, *, dialect: str) -> exp.Expression:
+    """A table of this connection only, gone with it (a crash leaves nothing behind).
+
+    Spark has no temporary tables: a session-scoped temporary view, cached eagerly
+    (``CACHE TABLE name AS query``), is computed once and read many times the same way.
+    """
+    if dialect == "spark":
+        return exp.Cache(this=table(None, name), expression=query)
+    temporary = exp.Properties(expressions=[exp.TemporaryProperty()])
+    return exp.Create(this=table(None, name), kind="TABLE", expression=query, properties=temporary)
+
+
+# ---------------------------------------------------------------------- dialect fixes
+def for_dialect(expression: exp.Expression, dialect: str) -> exp.Expression:
+    """``expression`` rewritten where sqlglot's rendering for ``dialect`` would change its
+    meaning or fail on the engine (a copy; the input is left alone).
+
+    Spark: ``GROUPING(a, b, ...)`` takes one argument there, the bitmask of several is
+    ``GROUPING_ID(a, b, ...)``; ``PERCENTILE_CONT(q) WITHIN GROUP (ORDER BY x)`` would be
+    rendered as the approximate ``PERCENTILE_APPROX``, the exact one is ``PERCENTILE(x, q)``.
+    """
+    if dialect != "spark":
+        return expression
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Grouping) and len(node.expressions) > 1:
+            return exp.Anonymous(this="GROUPING_ID", expressions=node.expressions)
+        if (
+            isinstance(node, exp.WithinGroup)
+            and isinstance(node.this, exp.PercentileCont)
+            and isinstance(node.expression, exp.Order)
+            and len(node.expression.expressions) == 1
+            and not node.expression.expressions[0].args.get("desc")
+        ):
+            value = node.expression.expressions[0].this
+            return exp.Anonymous(this="PERCENTILE", expressions=[value, node.this.this])
+        return node
+
+    return expression.copy().transform(fix, copy=False)

@@ -8,7 +8,8 @@ uppercase. The SML connections name ``SNOWFLAKE_SAMPLE_DATA.TPCH_SF1`` and
 and ``PUBLIC``.
 
 Parquet files come from the ``tpchgen-cli`` executable (PyPI package of the same name)
-and are cached per scale factor, because generating is the slow part.
+and are cached per scale factor, because generating is the slow part. Spark reads them
+where they are: its TPC-H tables are external Parquet tables over the cached files.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from sqlglot import exp
 
 from aggsched.warehouse import sqlbuild
 from aggsched.warehouse.base import Warehouse
+from aggsched.warehouse.spark import SparkWarehouse  # pyspark itself is imported on use
 
 TPCH_SCHEMA = "TPCH_SF1"
 DATECUSTOM_SCHEMA = "PUBLIC"
@@ -122,7 +125,8 @@ def load_tpch(warehouse: Warehouse, parquet_dir: Path, schema: str = TPCH_SCHEMA
     """(Re)create the 8 TPC-H tables in ``schema`` from ``parquet_dir``; row counts.
 
     Each table is replaced inside a transaction, so a failed load leaves the old table.
-    DuckDB reads the Parquet itself; other engines get CSV streamed through ``load_csv``.
+    DuckDB reads the Parquet itself; Spark registers the files as external tables (the
+    Spark server must see ``parquet_dir``); other engines get CSV through ``load_csv``.
     """
     files = {t: parquet_file(parquet_dir, t) for t in TPCH_TABLES}
     missing = [str(p) for p in files.values() if not p.is_file()]
@@ -130,6 +134,11 @@ def load_tpch(warehouse: Warehouse, parquet_dir: Path, schema: str = TPCH_SCHEMA
         raise TpchError(f"TPC-H Parquet files missing: {', '.join(missing)}")
     warehouse.ensure_schema(schema)
     counts = {}
+    if isinstance(warehouse, SparkWarehouse):
+        for table, path in files.items():
+            warehouse.register_parquet(schema, table, str(path.resolve()))
+            counts[table] = warehouse.row_count(schema, table)
+        return counts
     with tempfile.TemporaryDirectory(prefix="aggsched-tpch-") as scratch:
         for table, path in files.items():
             columns = parquet_columns(path)
@@ -276,9 +285,20 @@ def load_datecustom(
         csv_path = Path(scratch) / "datecustom.csv"
         with csv_path.open("w", newline="", encoding="utf-8") as out:
             csv.writer(out).writerows(rows)
-        with warehouse.transaction():
+        with _atomically(warehouse):
             warehouse.drop_table(schema, DATECUSTOM_TABLE)
             warehouse.create_table(schema, DATECUSTOM_TABLE, DATECUSTOM_COLUMNS)
             names = [c for c, _ in DATECUSTOM_COLUMNS]
             warehouse.load_csv(schema, DATECUSTOM_TABLE, names, csv_path)
     return warehouse.row_count(schema, DATECUSTOM_TABLE)
+
+
+@contextmanager
+def _atomically(warehouse: Warehouse) -> Iterator[None]:
+    """A transaction where the engine has them; on Spark the steps run one by one (a
+    failed load is repeated by loading again)."""
+    if not warehouse.supports_transactions:
+        yield
+        return
+    with warehouse.transaction():
+        yield
