@@ -28,7 +28,7 @@ from aggsched.planning.cube import (
     grain_spec,
 )
 from aggsched.planning.lattice import Candidate
-from aggsched.planning.query import AttributeRef, Condition, Logical, Query
+from aggsched.planning.query import AttributeRef, Condition, Logical, OrderBy, Query
 from aggsched.planning.resolve import resolve
 from aggsched.planning.spec import Incremental, Relation
 from aggsched.sml import FACT_ALIAS
@@ -457,3 +457,38 @@ def test_semi_additive_random_data(
     assert from_aggs.from_aggregates
     assert same(run(db, from_aggs), expected)
     assert same(run(db, plan(q([metric], attrs), [agg], aggregates=False)), expected)
+
+
+def test_a_semi_additive_metric_beside_an_additive_one(db: duckdb.DuckDBPyConnection) -> None:
+    """Two parts (the plain metrics, the semi-additive one) joined on the grain; the
+    semi part's groups with no non-empty day (City NULL only at store 4, day 3) stay."""
+    agg = build(db, "semi_agg", ["Day", "City", "Region", "Store"], ["q_last", "q_sum"])
+    last = dict(db.execute(semi_hand_sql(["City"], "last")).fetchall())
+    total = dict(db.execute(hand_sql(["City"], ["q_sum"])).fetchall())
+    expected = [(city, last.get(city), total.get(city)) for city in {*last, *total}]
+    for aggregates in (True, False):
+        rows = run(db, plan(q(["q_last", "q_sum"], ["City"]), [agg], aggregates=aggregates))
+        assert same(rows, expected), (aggregates, rows, expected)
+
+
+def test_metric_filters_order_and_page(db: duckdb.DuckDBPyConnection) -> None:
+    """Filters on metric values apply after aggregation; the order puts NULLs last; limit
+    and offset page the ordered rows; the same from aggregates and base tables."""
+    agg = build(db, "by_store_all", ["Store", "Day"], DERIVABLE)
+    hand = db.execute(hand_sql(["Store"], ["q_sum", "q_count"])).fetchall()
+    kept = [r for r in hand if (r[2] >= 1 and r[1] is not None and r[1] <= 12) or r[1] is None]
+    assert len(kept) < len(hand)  # the filter drops store 1 (13 > 12)
+    kept.sort(key=lambda r: (r[1] is None, -(r[1] or 0), r[0]))
+    flt = Logical("and", (Condition("q_count", ">=", (1,)), Condition("q_sum", "<=", (12,))))
+    for aggregates in (True, False):
+        query = Query(
+            ("q_sum", "q_count"),
+            (AttributeRef("Store"),),
+            Logical("or", (flt, Condition("q_sum", "is_null", ()))),
+            order_by=(OrderBy("q_sum", descending=True), OrderBy("Store")),
+            limit=2,
+            offset=1,
+        )
+        chosen = plan(query, [agg], aggregates=aggregates)
+        assert chosen.from_aggregates is aggregates
+        assert run(db, chosen) == kept[1:3]
