@@ -13,7 +13,7 @@ import pytest
 from aggsched.planning.cube import CubeSpec, SpecError, cube_spec, grain_spec
 from aggsched.planning.partials import is_derivable
 from aggsched.sml import FACT_ALIAS, load_path
-from planning.test_query_navigate import ATTRS, CUBE, make_cube
+from planning.query_star import ATTRS, CUBE, make_cube
 
 
 @pytest.fixture(scope="module")
