@@ -56,11 +56,10 @@ METHODS = {
     "q_std_samp": ("stddev_samp", "STDDEV_SAMP(f.QTY)"),
     "q_distinct": ("count distinct", "COUNT(DISTINCT f.QTY)"),
     "q_median": ("percentile", "MEDIAN(f.QTY)"),
+    "q_approx": ("estimated count distinct", "APPROX_COUNT_DISTINCT(f.QTY)"),
 }
-DERIVABLE = [
-    m for m, (method, _) in METHODS.items() if method not in ("count distinct", "percentile")
-]
-EXACT = ["q_distinct", "q_median"]
+EXACT = ["q_distinct", "q_median", "q_approx"]  # only from an aggregate of exactly the grain
+DERIVABLE = [m for m in METHODS if m not in EXACT]
 
 
 def make_cube(incremental: Incremental | None = None) -> CubeSpec:
