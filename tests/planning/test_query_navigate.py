@@ -398,3 +398,15 @@ def test_each_fact_is_served_by_its_slice_of_a_multi_fact_aggregate(sales_cube: 
     assert sql.count('FROM "S"."both"') == 2
     assert 'NOT "agg"."rows__orders" IS NULL' in sql
     assert 'NOT "agg"."rows__lineitem" IS NULL' in sql
+
+
+def test_a_filter_on_a_calculation_that_is_not_queried(db: duckdb.DuckDBPyConnection) -> None:
+    """`avg_ratio > 3` filters groups by q_sum / q_count though only q_max is asked for
+    (this looked the calculation up among base metrics: a KeyError, an API 500)."""
+    agg = build(db, "by_city_all", ["City", "Day"], DERIVABLE)
+    hand = db.execute(hand_sql(["City"], ["q_max", "q_sum", "q_count"])).fetchall()
+    expected = [(c, mx) for c, mx, s, n in hand if n and s / n > 3]
+    assert 0 < len(expected) < len(hand)
+    query = q(["q_max"], ["City"], Condition("avg_ratio", ">", (3,)))
+    for aggregates in (True, False):
+        assert same(run(db, plan(query, [agg], aggregates=aggregates)), expected)

@@ -416,7 +416,7 @@ def _outer(
     select = exp.select(*(exp.alias_(e, ident(n), copy=False) for n, e in outputs.items())).from_(
         exp.alias_(inner.subquery(copy=False), ident(alias), table=True, copy=False), copy=False
     )
-    calcs = {m.name: m for m in resolved.metrics}
+    calcs = {m.name: m for m in (*resolved.filter_metrics, *resolved.metrics)}
 
     def filter_value(name: str) -> exp.Expression:
         out = calcs.get(name)

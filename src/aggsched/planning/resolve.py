@@ -83,6 +83,8 @@ class ResolvedQuery:
     attribute_filter: Filter | None = None
     metric_filter: Filter | None = None
     bases: dict[str, CubeMetric] = field(default_factory=dict)
+    # the metrics the metric filter names (calculations among them need not be queried)
+    filter_metrics: tuple[OutputMetric, ...] = ()
 
     @property
     def facts(self) -> list[str]:
@@ -332,6 +334,7 @@ def resolve(cube: CubeSpec, query: Query) -> ResolvedQuery:
         attribute_filter=attr_filter,
         metric_filter=metric_filter,
         bases=bases,
+        filter_metrics=tuple(filter_metrics),
     )
 
 
