@@ -26,23 +26,34 @@ from aggsched.planning.spec import Incremental, Relation
 from aggsched.sml import FACT_ALIAS
 
 SALES = Relation("sales", "wh", table="SALES", schema="S", columns=("DAY", "STORE", "QTY"))
-STORES = Relation("stores", "wh", table="STORES", schema="S", columns=("STORE_ID", "CITY", "REG"))
+STORES = Relation(
+    "stores", "wh", table="STORES", schema="S", columns=("STORE_ID", "CITY", "REG", "REG_NAME")
+)
 TARGET = sqlgen.Target("duckdb", {"wh": sqlgen.Location(None, "S")})
 STORE_JOIN = CubeJoin("st", "stores", FACT_ALIAS, ("STORE",), ("STORE_ID",), "sales_store")
 
 
-def _attr(name: str, alias: str, column: str, path: tuple[str, ...] = ()) -> CubeAttribute:
+def _attr(
+    name: str, alias: str, column: str, path: tuple[str, ...] = (), name_column: str | None = None
+) -> CubeAttribute:
     joins = (STORE_JOIN,) if alias == "st" else ()
-    return CubeAttribute("sales", name, name, name, name, path, alias, (column,), None, joins)
+    return CubeAttribute(
+        "sales", name, name, name, name, path, alias, (column,), name_column, joins
+    )
 
 
 ATTRS = {
     "Day": _attr("Day", FACT_ALIAS, "DAY"),
     "Store": _attr("Store", FACT_ALIAS, "STORE"),
     "City": _attr("City", "st", "CITY", ("sales_store",)),
-    "Region": _attr("Region", "st", "REG", ("sales_store",)),
+    "Region": _attr("Region", "st", "REG", ("sales_store",), "REG_NAME"),  # key and name
 }
-COLUMN = {"Day": "f.DAY", "Store": "f.STORE", "City": "st.CITY", "Region": "st.REG"}
+COLUMN = {
+    "Day": "f.DAY",
+    "Store": "f.STORE",
+    "City": "st.CITY",
+    "Region": "st.REG_NAME",
+}  # the value shown
 # metric name -> (calculation method, DuckDB's own aggregate over f.QTY, for hand SQL)
 METHODS = {
     "q_sum": ("sum", "SUM(f.QTY)"),
@@ -107,11 +118,16 @@ class Key:
 def load(db: duckdb.DuckDBPyConnection, sales: list[tuple], stores: list[tuple]) -> None:
     db.execute("CREATE OR REPLACE SCHEMA S")
     db.execute('CREATE TABLE S."SALES" ("DAY" INTEGER, "STORE" INTEGER, "QTY" DOUBLE)')
-    db.execute('CREATE TABLE S."STORES" ("STORE_ID" INTEGER, "CITY" VARCHAR, "REG" VARCHAR)')
+    db.execute(
+        'CREATE TABLE S."STORES" ("STORE_ID" INTEGER, "CITY" VARCHAR, "REG" VARCHAR, '
+        '"REG_NAME" VARCHAR GENERATED ALWAYS AS (UPPER("REG")))'
+    )
     if sales:
         db.executemany('INSERT INTO S."SALES" VALUES (?, ?, ?)', sales)
     if stores:
-        db.executemany('INSERT INTO S."STORES" VALUES (?, ?, ?)', stores)
+        db.executemany(
+            'INSERT INTO S."STORES" ("STORE_ID", "CITY", "REG") VALUES (?, ?, ?)', stores
+        )
 
 
 def build(
