@@ -232,3 +232,35 @@ def test_every_calculation_of_the_model_is_refused_naming_it(cube: CubeSpec) -> 
     for name in cube.calculations:
         error = refused(cube, Query((name,)))
         assert error.field == "metrics" and f'"{name}"' in error.message
+
+
+def test_calculations_inline_other_calculations_and_refuse_cycles() -> None:
+    from dataclasses import replace
+
+    from aggsched.planning.cube import CubeCalculation, CubeMetric
+    from planning.query_star import CUBE
+
+    def calcs(**exprs: str) -> CubeSpec:
+        return replace(
+            CUBE, calculations={n: CubeCalculation(n, n.upper(), e) for n, e in exprs.items()}
+        )
+
+    cube = calcs(a="[Measures].[b] * 2", b="[Measures].[q_sum] - [Measures].[q count]")
+    (out,) = resolve(cube, Query(("a",))).metrics
+    assert out.calc == ("*", ("-", ("ref", "q_sum"), ("ref", "q_count")), ("num", "2"))
+    assert set(resolve(cube, Query(("A",))).bases) == {"q_sum", "q_count"}  # by label too
+    cycle = calcs(a="[Measures].[b] + 1", b="[Measures].[c]", c="[Measures].[a] / 2")
+    error = refused(cycle, Query(("b",)))
+    assert error.field == "metrics[0]" and error.message == "calculation cycle: b -> c -> a -> b"
+    missing = calcs(a="[Measures].[q_sum] / [Measures].[nope]")
+    assert 'unknown metric "nope"' in refused(missing, Query(("a",))).message
+    broken = replace(
+        CUBE,
+        metrics={
+            **CUBE.metrics,
+            "bad": CubeMetric("bad", "Bad", "sum", "sales", "X", problem="no"),
+        },
+        calculations={"a": CubeCalculation("a", "A", "[Measures].[bad] + 1")},
+    )
+    assert refused(broken, Query(("a",))).message == "no"
+    assert refused(broken, Query(("bad",))).message == "no"
