@@ -73,8 +73,12 @@ class Warehouse(ABC):
         return self._run(sql, timeout, "table")  # type: ignore[no-any-return]
 
     def render(self, expression: exp.Expression) -> str:
-        """SQL text of a sqlglot expression for this engine's dialect."""
-        return sqlbuild.for_dialect(expression, self.dialect).sql(dialect=self.dialect)
+        """SQL text of a sqlglot expression for this engine's dialect, every identifier
+        quoted (the model's SQL included), as ``planning.sqlgen.render`` prints it: the SQL
+        a dry run shows is the SQL a build runs."""
+        return sqlbuild.for_dialect(expression, self.dialect).sql(
+            dialect=self.dialect, identify=True
+        )
 
     def _run(self, sql: str, timeout: float | None, fetch: Fetch) -> Any:
         if timeout is not None and timeout <= 0:
