@@ -47,6 +47,7 @@ class BuildSettings:
     timeout_seconds: float | None = None
     drop_grace: timedelta = timedelta(minutes=10)
     max_shrink_percent: int = 0
+    parallel_connections: int = 1
 
     @classmethod
     def load(cls, store: Store, org_id: str) -> BuildSettings:
@@ -67,6 +68,10 @@ class BuildSettings:
                 drop_grace=timedelta(seconds=max(0, grace)),
                 max_shrink_percent=org_settings.get_int_setting(
                     s, org_id, "aggregates.instance.maxShrinkPercent"
+                ),
+                parallel_connections=max(
+                    1,
+                    org_settings.get_int_setting(s, org_id, "aggregates.build.parallelConnections"),
                 ),
             )
 

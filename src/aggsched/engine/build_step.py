@@ -203,7 +203,12 @@ class StepBuilder:
                 dest, sqlgen.output_columns(spec), query,
                 partition_column=partitions[0], since=since, timeout=timeout,
             )  # fmt: skip
-        return wh.row_count(where.schema, job.table), new_mark, sql
+        # a full build's statement reports its row count where the engine tells it; an
+        # incremental one changed part of the table, which is counted whole
+        rows = wh.rows_written if since is None else None
+        if rows is None:
+            rows = wh.row_count(where.schema, job.table)
+        return rows, new_mark, sql
 
     @staticmethod
     def _guard(

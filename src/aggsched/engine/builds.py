@@ -40,6 +40,7 @@ from aggsched.engine.build_context import (
 from aggsched.engine.build_sql import step_sql
 from aggsched.engine.build_step import StepBuilder
 from aggsched.engine.cleanup import drop_expired_tables
+from aggsched.engine.parallel_steps import parallel_dialect, run_parallel
 from aggsched.engine.queueing import queue_batch
 from aggsched.engine.recovery import describe_owner, recover_cube
 from aggsched.engine.shared_scans import SharedScans
@@ -60,9 +61,7 @@ from aggsched.store.models import (
     BatchStatus,
     InstanceStatus,
 )
-from aggsched.warehouse import (
-    open_warehouse,
-)
+from aggsched.warehouse import WarehouseError, dialect_for_url, open_warehouse
 
 __all__ = [  # the engine's build API; the parts live in the modules imported above
     "BatchReport", "BatchRunner", "BuildSettings", "CancelToken", "CubeBusy", "PreviewStep",
@@ -99,10 +98,47 @@ class BatchRunner:
         self._open = opener or (lambda url: open_warehouse(url, self.env))
         self._pool = WarehousePool(self._open)
         self._steps = StepBuilder(store, self.worker_id)
+        self._extra_pools: list[WarehousePool] = []
 
     def close(self) -> None:
         """Close the warehouse connections kept between batches (`keep_connections`)."""
         self._pool.close()
+        for extra in self._extra_pools:
+            extra.close()
+
+    def _parallel_connections(
+        self, ctx: BatchContext, steps: list[Step], settings: BuildSettings
+    ) -> int:
+        """How many connections build this batch's steps at once (see `parallel_steps`):
+        1 with shared scans (they stage on one connection) or off PostgreSQL."""
+        if settings.parallel_connections <= 1 or self.shared_scans or len(steps) < 2:
+            return 1
+        dialects = set()
+        for step in steps:
+            with suppress(BuildRefused):  # refused later, by the step itself
+                dialects.add(
+                    dialect_for_url(where_to_build(step.definition.spec, ctx.connections).url)
+                )
+        return settings.parallel_connections if parallel_dialect(dialects) else 1
+
+    def _pools(self, count: int) -> list[WarehousePool]:
+        """The batch's pool and `count - 1` more (kept like it between batches)."""
+        while len(self._extra_pools) < count - 1:
+            self._extra_pools.append(WarehousePool(self._open))
+        return [self._pool, *self._extra_pools[: count - 1]]
+
+    def _ensure_schemas(
+        self, ctx: BatchContext, steps: list[Step], pools: list[WarehousePool]
+    ) -> None:
+        """Create the aggregate schemas once, before steps run at once: concurrent
+        CREATE SCHEMA IF NOT EXISTS can fail on PostgreSQL (unique violation)."""
+        for step in steps:
+            with suppress(BuildRefused, WarehouseError):
+                where = where_to_build(step.definition.spec, ctx.connections)
+                self._pool.ensure_schema(where.url, where.schema)
+        for extra in pools[1:]:
+            extra.ensured.clear()
+            extra.ensured.update(self._pool.ensured)
 
     def __enter__(self) -> BatchRunner:
         return self
@@ -137,18 +173,30 @@ class BatchRunner:
                 self.on_plan(steps)
             built = self._initial_sources(ctx)
             shared = SharedScans(ctx, steps, built, enabled=self.shared_scans)
-            for index, step in enumerate(steps):
-                if token.cancelled:
-                    break
-                failures = sum(r.status in FAILURES for r in results)
-                if settings.max_failures and failures >= settings.max_failures:
-                    break
-                group = shared.prepare(index, pool, settings, token)
-                result = self._steps.run(ctx, step, settings, pool, built, token, group)
-                shared.done(index, pool)
-                results.append(result)
-                if self.on_step:
-                    self.on_step(result)
+
+            def stop(done: list[StepResult]) -> bool:
+                failures = sum(r.status in FAILURES for r in done)
+                return bool(settings.max_failures and failures >= settings.max_failures)
+
+            connections = self._parallel_connections(ctx, steps, settings)
+            if connections > 1:
+                pools = self._pools(connections)
+                self._ensure_schemas(ctx, steps, pools)
+                results = run_parallel(
+                    steps,
+                    lambda i, p: self._steps.run(ctx, steps[i], settings, p, built, token),
+                    pools, token, stop, self.on_step,
+                )  # fmt: skip
+            else:
+                for index, step in enumerate(steps):
+                    if token.cancelled or stop(results):
+                        break
+                    group = shared.prepare(index, pool, settings, token)
+                    result = self._steps.run(ctx, step, settings, pool, built, token, group)
+                    shared.done(index, pool)
+                    results.append(result)
+                    if self.on_step:
+                        self.on_step(result)
             drop_expired_tables(self.store, pool)
         except Exception as exc:
             self._close_broken(ctx.batch_id, f"the batch broke: {exc}")
@@ -159,7 +207,7 @@ class BatchRunner:
                 shared.drop_all(pool)
                 pool.release_embedded()
             else:
-                pool.close()
+                self.close()
         return self._finish(ctx, steps, results, settings, token)
 
     def _load(self, batch_id: uuid.UUID) -> BatchContext:
