@@ -26,7 +26,7 @@ from sqlglot import exp
 from aggsched.warehouse import sqlbuild
 from aggsched.warehouse.errors import WarehouseError
 
-Fetch = Literal["none", "all", "one", "table"]
+Fetch = Literal["none", "all", "one", "table", "count"]
 StopReason = Literal["cancel", "timeout"]
 T = TypeVar("T")
 
@@ -51,11 +51,19 @@ class Warehouse(ABC):
         self._running = 0  # generation number of the running statement, 0 when idle
         self._generation = 0
         self._stop_reason: StopReason | None = None
+        #: rows the last `create_table_as` wrote, when the engine reports it (else None)
+        self.rows_written: int | None = None
 
     # ----------------------------------------------------------------- statements
     def execute(self, sql: str, *, timeout: float | None = None) -> None:
         """Run one statement (or script) and discard any result."""
         self._run(sql, timeout, "none")
+
+    def execute_counted(self, sql: str, *, timeout: float | None = None) -> int | None:
+        """Run one statement; the number of rows it wrote (CREATE TABLE AS, INSERT) when
+        the engine reports it, else None — so a build needs no COUNT(*) afterwards."""
+        count = self._run(sql, timeout, "count")
+        return int(count) if count is not None else None
 
     def fetch_all(self, sql: str, *, timeout: float | None = None) -> list[tuple[Any, ...]]:
         """Run a query and return all rows as tuples."""
@@ -208,7 +216,8 @@ class Warehouse(ABC):
             dest, query, dialect=self.dialect, partition_by=partition_by
         )
         sql = self.render(create)
-        self.execute(sql, timeout=timeout)
+        self.rows_written = None
+        self.rows_written = self.execute_counted(sql, timeout=timeout)
         return sql
 
     def replace_partitions(
