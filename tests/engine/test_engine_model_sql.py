@@ -99,7 +99,7 @@ def test_qualified_names_follow_a_mapped_database(store, tmp_path, warehouse_url
     result = publish_shop(store, repo, warehouse_url, shop, database_override=database)
     report = build(store, result.queued_batches[0])
     assert report.status is BatchStatus.DONE, report.message
-    sql = report.steps[0].sql
+    (sql,) = [step.sql for step in report.steps if step.name == "by_store"]
     assert f'"{database}"."{shop}"."stores"' in sql, sql
     assert f'"{database}"."{shop}"."sales"' in sql, sql  # table datasets: as before
 
