@@ -145,7 +145,19 @@ def specs_of(store: Store, cube_id: uuid.UUID) -> dict[str, DefinitionSpec]:
         }
 
 
-@pytest.mark.parametrize("shared_scans", [False, True], ids=["separate", "shared-scans"])
+# Spark builds separately only: its staging tables (what shared scans add) have their own
+# tests in tests/warehouse, and each Spark build here costs a minute of the suite.
+@pytest.mark.parametrize(
+    ("warehouse_url", "shared_scans"),
+    [
+        pytest.param("duckdb", False, id="duckdb-separate"),
+        pytest.param("duckdb", True, id="duckdb-shared-scans"),
+        pytest.param("postgres", False, id="postgres-separate"),
+        pytest.param("postgres", True, id="postgres-shared-scans"),
+        pytest.param("spark", False, id="spark-separate", marks=pytest.mark.spark),
+    ],
+    indirect=["warehouse_url"],
+)
 def test_first_build_equals_hand_written_sql(
     store, sml_tpch, tmp_path, warehouse_url, schema, shared_scans
 ):
