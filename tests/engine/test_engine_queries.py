@@ -22,6 +22,7 @@ from aggsched.store import Store, catalog, org_settings, queue
 from aggsched.store import queries as query_log
 from aggsched.store.models import BatchStatus
 from aggsched.warehouse import open_warehouse
+from engine.test_engine_builds import WAREHOUSES
 
 VALUES = {
     "Return Flag": ["A", "N", "R"],
@@ -62,11 +63,11 @@ class Example:
         return ours, base
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=WAREHOUSES)
 def example(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Example]:
-    url = request.getfixturevalue("tpch_duckdb" if request.param == "duckdb" else "tpch_postgres")
+    url = request.getfixturevalue(f"tpch_{request.param}")
     store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('q') / 'meta.db'}")
     ex = Example(store, url, f"as_agg_{uuid.uuid4().hex[:8]}")
     yield ex
