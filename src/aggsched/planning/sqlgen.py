@@ -488,6 +488,14 @@ def partition_expr(spec: DefinitionSpec, dialect: str) -> exp.Expression:
     return value
 
 
+def coarse_partitions(spec: DefinitionSpec) -> bool:
+    """Whether the partition column holds at most one value per month (a month, quarter
+    or year bucket of a date or timestamp): engines that store monthly partitions (Spark)
+    partition by it as it is, rather than by the month of each value."""
+    inc = spec.incremental
+    return bool(inc and not inc.partition_column and inc.bucket in ("month", "quarter", "year"))
+
+
 def partition_filter(spec: DefinitionSpec, dialect: str) -> exp.Expression:
     """What `>= since` selects whole partitions on: the partition column, or the raw
     incremental column when the partition is a bucket of it (monotone, and sargable)."""

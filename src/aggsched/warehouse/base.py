@@ -195,11 +195,13 @@ class Warehouse(ABC):
         query: exp.Query,
         *,
         partition_by: Sequence[str] = (),
+        coarse_partitions: bool = False,
         timeout: float | None = None,
     ) -> str:
         """Create ``dest`` from ``query`` in one statement: it exists complete or not at
         all. ``partition_by`` names the incremental partition column, for engines that
-        store partitions apart (Spark); the others ignore it."""
+        store partitions apart (Spark); the others ignore it, and ``coarse_partitions``
+        (its values are month, quarter or year starts: `sqlgen.coarse_partitions`)."""
         create = sqlbuild.create_table_as(
             dest, query, dialect=self.dialect, partition_by=partition_by
         )
