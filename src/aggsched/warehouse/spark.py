@@ -18,7 +18,9 @@ under a new name (a failed or cancelled one leaves no table); an incremental one
 ``INSERT OVERWRITE ... PARTITION`` whose new partitions replace the old ones only after the
 whole job succeeded (tables are created with ``partitionOverwriteMode=dynamic``). A date or
 timestamp partition column is partitioned by month, unless it already is a month, quarter
-or year bucket (see ``create_table_as``).
+or year bucket (see ``create_table_as``). Partitions from the threshold on that the
+recomputation no longer produces are dropped by a second statement, as DELETE + INSERT
+removes their rows elsewhere (see ``replace_partitions``; not atomic with the overwrite).
 
 Every statement runs under a Spark job tag of its own; ``cancel()`` and timeouts interrupt
 that tag (the Connect interrupt API, or the in-process session's), so only that statement
