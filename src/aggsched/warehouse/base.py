@@ -73,8 +73,13 @@ class Warehouse(ABC):
         return self._run(sql, timeout, "table")  # type: ignore[no-any-return]
 
     def render(self, expression: exp.Expression) -> str:
-        """SQL text of a sqlglot expression for this engine's dialect."""
-        return sqlbuild.for_dialect(expression, self.dialect).sql(dialect=self.dialect)
+        """SQL text of a sqlglot expression for this engine's dialect, every identifier
+        quoted (as `sqlgen.render` does): the model's own SQL, parsed with unquoted names,
+        keeps their case (``SHOP.STORES`` stays ``"SHOP"."STORES"`` on PostgreSQL, where
+        unquoted it would fold to lower case) and reads the same in a build as in a dry run."""
+        return sqlbuild.for_dialect(expression, self.dialect).sql(
+            dialect=self.dialect, identify=True
+        )
 
     def _run(self, sql: str, timeout: float | None, fetch: Fetch) -> Any:
         if timeout is not None and timeout <= 0:
