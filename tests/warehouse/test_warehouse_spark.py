@@ -266,9 +266,10 @@ def test_a_cancelled_overwrite_leaves_every_partition_as_it_was(wh: Warehouse, s
     dest, query = dates_table(schema)
     wh.create_table_as(dest, query, partition_by=["inc"])
     before = partitions(wh, schema)
+    # slow enough (~30 s on 2 idle cores) that the cancel lands in the overwrite itself
     slow = exp.select(
         exp.alias_(exp.column("id"), "a"), exp.alias_(day("2000-01-31"), "inc")
-    ).from_(exp.func("range", exp.Literal.number(1000000000)))
+    ).from_(exp.func("range", exp.Literal.number(10_000_000_000)))
     slow = slow.where("hash(id) % 1000000007 = 5")
     thread, raised = in_thread(
         lambda: wh.replace_partitions(

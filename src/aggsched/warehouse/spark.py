@@ -72,6 +72,8 @@ from aggsched.warehouse.errors import (
 )
 from aggsched.warehouse.url import SparkLocal, spark_connect_url, spark_local, url_scheme
 
+_LOG = logging.getLogger(__name__)
+
 #: Session settings aggsched relies on (best effort on servers that refuse a setting:
 #: generated SQL does not need them, the tables' own options carry the overwrite mode).
 SESSION_CONF = {
@@ -512,7 +514,23 @@ class SparkWarehouse(Warehouse):
         ``produced`` (the partition values just written) does not name; returns the
         statement run (``;``-prefixed), or nothing. Run after the overwrite, so rows that
         arrive meanwhile can only keep a stale partition until the next build, never
-        drop a fresh one."""
+        drop a fresh one. The overwrite was the step's commit: a cancel, timeout or error
+        here is logged, not raised (the stale partitions stay until the next build)."""
+        try:
+            return self._drop_stale(dest, key, since, produced, timeout)
+        except WarehouseError as exc:
+            _LOG.warning("stale partitions of %s left until the next build: %s",
+                         self.render(dest), exc)  # fmt: skip
+            return ""
+
+    def _drop_stale(
+        self,
+        dest: exp.Table,
+        key: str,
+        since: exp.Expression,
+        produced: exp.Select,
+        timeout: float | None,
+    ) -> str:
         column = exp.column(sqlbuild.ident(key))
         present = (
             exp.select(column.copy())
