@@ -1,6 +1,7 @@
 """The advisor on real DuckDB and PostgreSQL: it learns aggregates from the queries users
 ran, builds them, answers the same queries from them (equal to the base tables), keeps
-to its budgets, records its runs and retires what nobody uses."""
+to its budgets, records its runs and retires what nobody uses. Learning, answering and
+sizing also run on Spark (the rest is warehouse-independent bookkeeping)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from aggsched.store.models import (
     InstanceStatus,
 )
 from aggsched.warehouse import open_warehouse
+from engine.test_engine_builds import WAREHOUSES
 
 NOW = datetime.now(UTC)
 HEAVY = Query(("revenue", "quantity"), (AttributeRef("Supplier Region"), AttributeRef("Ship Year")))
@@ -85,12 +87,13 @@ class Env:
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def env(request: pytest.FixtureRequest, tmp_path: Path):
-    url = request.getfixturevalue("tpch_duckdb" if request.param == "duckdb" else "tpch_postgres")
+    url = request.getfixturevalue(f"tpch_{request.param}")
     e = Env(tmp_path, url)
     yield e
     e.close()
 
 
+@pytest.mark.parametrize("env", WAREHOUSES, indirect=True)
 def test_learns_builds_and_answers_from_demand_defined_aggregates(env: Env) -> None:
     env.workload({HEAVY: 8, OTHER: 4, ORDERS: 2})
     advisor = Advisor(env.store)
@@ -138,6 +141,7 @@ def test_budgets_existing_aggregates_count(env: Env) -> None:
     assert none.proposals == []
 
 
+@pytest.mark.parametrize("env", WAREHOUSES, indirect=True)
 def test_size_estimates_are_close_to_the_truth(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """Candidates are sized without building them: HyperLogLog on DuckDB (here first over
     a sample of ~10,000 of the 60,000 line items, the grains it cannot settle counted again

@@ -197,7 +197,10 @@ class StepBuilder:
             query, since = step_query(spec, where, job.sources, previous, step.mode)
         # the warehouse makes each atomic its own way (see Warehouse.replace_partitions)
         if since is None:
-            sql = wh.create_table_as(dest, query, partition_by=partitions, timeout=timeout)
+            sql = wh.create_table_as(
+                dest, query, partition_by=partitions,
+                coarse_partitions=sqlgen.coarse_partitions(spec), timeout=timeout,
+            )  # fmt: skip
         else:
             sql = wh.replace_partitions(
                 dest, sqlgen.output_columns(spec), query,

@@ -82,8 +82,9 @@ class Warehouse(ABC):
 
     def render(self, expression: exp.Expression) -> str:
         """SQL text of a sqlglot expression for this engine's dialect, every identifier
-        quoted (the model's SQL included), as ``planning.sqlgen.render`` prints it: the SQL
-        a dry run shows is the SQL a build runs."""
+        quoted (as `sqlgen.render` does): the model's own SQL, parsed with unquoted names,
+        keeps their case (``SHOP.STORES`` stays ``"SHOP"."STORES"`` on PostgreSQL, where
+        unquoted it would fold to lower case) and reads the same in a build as in a dry run."""
         return sqlbuild.for_dialect(expression, self.dialect).sql(
             dialect=self.dialect, identify=True
         )
@@ -207,11 +208,13 @@ class Warehouse(ABC):
         query: exp.Query,
         *,
         partition_by: Sequence[str] = (),
+        coarse_partitions: bool = False,
         timeout: float | None = None,
     ) -> str:
         """Create ``dest`` from ``query`` in one statement: it exists complete or not at
         all. ``partition_by`` names the incremental partition column, for engines that
-        store partitions apart (Spark); the others ignore it."""
+        store partitions apart (Spark); the others ignore it, and ``coarse_partitions``
+        (its values are month, quarter or year starts: `sqlgen.coarse_partitions`)."""
         create = sqlbuild.create_table_as(
             dest, query, dialect=self.dialect, partition_by=partition_by
         )
