@@ -27,7 +27,7 @@ from aggsched.engine.publish import publish_path
 from aggsched.planning import sqlgen
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.store import Store, catalog, org_settings
+from aggsched.store import Store, aggregates, catalog, org_settings
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import generate_tpch, load_datecustom, load_tpch
 
@@ -133,7 +133,7 @@ def naive_build(store: Store, url: str, cube: uuid.UUID) -> float:
     with store.session() as s:
         specs = [
             DefinitionSpec.from_dict(d.spec)
-            for d in catalog.cube_definitions(s, cube, buildable=True)
+            for d in aggregates.cube_definitions(s, cube, buildable=True)
         ]
     target = sqlgen.Target("duckdb")
     with open_warehouse(url) as wh:

@@ -31,7 +31,7 @@ from aggsched.engine.publish import publish_path
 from aggsched.planning import sqlgen
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.store import Store, catalog, org_settings
+from aggsched.store import Store, aggregates, catalog, org_settings
 from aggsched.warehouse import open_warehouse
 from aggsched.warehouse.tpch import generate_tpch, load_datecustom, load_tpch
 
@@ -131,7 +131,7 @@ def specs_of(store: Store, cube: uuid.UUID) -> list[DefinitionSpec]:
     with store.session() as s:
         return [
             DefinitionSpec.from_dict(d.spec)
-            for d in catalog.cube_definitions(s, cube, buildable=True)
+            for d in aggregates.cube_definitions(s, cube, buildable=True)
         ]
 
 

@@ -22,7 +22,7 @@ from aggsched.engine.publish import publish_path
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.planning.sqlgen import output_columns
-from aggsched.store import Store, batches, catalog, org_settings, queue
+from aggsched.store import Store, aggregates, batches, catalog, org_settings, queue
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
 from engine.tpch_project import AGGREGATES, make_repo, publish_tpch, slow_repo
@@ -123,8 +123,8 @@ def run_pending(store: Store, batch_id: uuid.UUID, runner: BatchRunner | None = 
 def instances_by_name(store: Store, cube_id: uuid.UUID) -> dict[str, list]:
     with store.session() as s:
         result = {}
-        for d in catalog.cube_definitions(s, cube_id):
-            result[d.unique_name] = catalog.definition_instances(s, d.id)
+        for d in aggregates.cube_definitions(s, cube_id):
+            result[d.unique_name] = aggregates.definition_instances(s, d.id)
             for i in result[d.unique_name]:
                 s.expunge(i)
         return result
@@ -141,7 +141,7 @@ def specs_of(store: Store, cube_id: uuid.UUID) -> dict[str, DefinitionSpec]:
     with store.session() as s:
         return {
             d.unique_name: DefinitionSpec.from_dict(d.spec)
-            for d in catalog.cube_definitions(s, cube_id, buildable=True)
+            for d in aggregates.cube_definitions(s, cube_id, buildable=True)
         }
 
 

@@ -15,7 +15,7 @@ import pytest
 from aggsched.engine.builds import BatchRunner, build_now, preview_batch
 from aggsched.engine.publish import publish_path
 from aggsched.planning.plan import BatchType
-from aggsched.store import Store, catalog, queue
+from aggsched.store import Store, aggregates, catalog, queue
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
 from engine.shop_project import (
@@ -186,7 +186,7 @@ def test_sql_without_translation_fails_naming_file_dataset_and_column(
     assert expected in step.error.lower(), step.error
     assert "column 'odd' of dataset 'sales' (datasets/sales.yml)" in step.error, step.error
     with store.session() as s:
-        errors = {i.error for i in catalog.batch_instances(s, report.batch_id) if i.error}
+        errors = {i.error for i in aggregates.batch_instances(s, report.batch_id) if i.error}
     assert [e for e in errors if "datasets/sales.yml" in e], errors
     with open_warehouse(warehouse_url) as wh:
         assert not [t for t in wh.list_tables(f"{shop}_agg", "as_agg_") if "by_odd" in t]

@@ -17,7 +17,7 @@ from aggsched.planning import sqlgen
 from aggsched.planning.lattice import build_order, possible_sources
 from aggsched.planning.plan import DefinitionState, Step, StepMode
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.store import Store, catalog, org_settings
+from aggsched.store import Store, aggregates, org_settings
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
 from engine.test_engine_builds import normalize, run_pending
@@ -166,9 +166,9 @@ def test_rolled_up_aggregates_equal_builds_from_the_base_tables(sml_tpch, tmp_pa
         assert sources["li_fine"] is None
         with store.session() as s:
             cube = result.cubes["Retail TPCH"]
-            defs = {d.unique_name: d for d in catalog.cube_definitions(s, cube, buildable=True)}
+            defs = {d.unique_name: d for d in aggregates.cube_definitions(s, cube, buildable=True)}
             specs = {n: DefinitionSpec.from_dict(d.spec) for n, d in defs.items()}
-            tables = {n: catalog.active_instance(s, d.id) for n, d in defs.items()}
+            tables = {n: aggregates.active_instance(s, d.id) for n, d in defs.items()}
         with open_warehouse(warehouse_url) as wh:
             target = sqlgen.Target(wh.dialect)
             for name in ("li_year_region", "li_flag", "li_fine", "orders_customer_region"):

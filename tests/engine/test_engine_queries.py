@@ -18,7 +18,7 @@ from aggsched.engine.queries import QueryFailed, QueryRefused, QueryService
 from aggsched.examples import TPCH_DUCKDB
 from aggsched.planning.plan import BatchType
 from aggsched.planning.query import AttributeRef, Condition, Logical, OrderBy, Query
-from aggsched.store import Store, catalog, org_settings, queue
+from aggsched.store import Store, aggregates, catalog, org_settings, queue
 from aggsched.store import queries as query_log
 from aggsched.store.models import BatchStatus
 from aggsched.warehouse import open_warehouse
@@ -246,7 +246,7 @@ def test_views_follow_the_active_instance(example: Example) -> None:
     rebuild switches it to the new table in the activating step."""
     with example.store.session() as s:
         (d,) = [
-            d for d in catalog.cube_definitions(s, example.cube)
+            d for d in aggregates.cube_definitions(s, example.cube)
             if d.unique_name == "sales_by_ship_year"
         ]  # fmt: skip
         before = d.view_table
@@ -259,9 +259,9 @@ def test_views_follow_the_active_instance(example: Example) -> None:
     report = build_now(example.store, runner, "default", example.cube, BatchType.FULL_REBUILD)
     assert report.status is BatchStatus.DONE
     with example.store.session() as s:
-        d = catalog.get_definition(s, "default", d.id)
+        d = aggregates.get_definition(s, "default", d.id)
         assert d.view_table != before
-        active = catalog.active_instance(s, d.id)
+        active = aggregates.active_instance(s, d.id)
         assert active.table_name == d.view_table
     with open_warehouse(example.url) as wh:
         assert wh.fetch_all(

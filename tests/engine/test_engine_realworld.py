@@ -18,7 +18,7 @@ import pytest
 from aggsched.engine.builds import BatchRunner
 from aggsched.engine.publish import Change, PublishError, publish_path
 from aggsched.planning.sqlgen import output_columns
-from aggsched.store import Store, api_views, catalog, queue
+from aggsched.store import Store, aggregates, api_views, catalog, queue
 from aggsched.store.models import BatchStatus
 from aggsched.warehouse import open_warehouse
 from engine.test_engine_builds import WAREHOUSES, active_of, normalize, specs_of
@@ -158,7 +158,7 @@ def test_republish_that_fixes_an_aggregate_makes_it_buildable(
     with store.session() as s:
         (fixed,) = [
             d
-            for d in catalog.cube_definitions(s, first.cubes[MODEL], buildable=True)
+            for d in aggregates.cube_definitions(s, first.cubes[MODEL], buildable=True)
             if d.unique_name == "typo_metric"
         ]
         assert fixed.invalid_reason is None and fixed.spec["metrics"][0]["name"] == "net_revenue"

@@ -37,7 +37,7 @@ from aggsched.planning.plan import (
     Step,
     StepMode,
 )
-from aggsched.store import Store, batches, catalog, utcnow
+from aggsched.store import Store, aggregates, batches, utcnow
 from aggsched.store.models import (
     AggregateDefinition,
     BatchStatus,
@@ -252,18 +252,18 @@ class StepBuilder:
         }
         with self.store.session() as s:
             if instance_id not in ctx.pending.values():
-                definition = catalog.get_definition(s, ctx.org_id, state.id)
-                catalog.create_instance(s, definition, instance_id=instance_id)
-            catalog.set_instance_status(s, instance_id, InstanceStatus.INPROGRESS, **fields)
+                definition = aggregates.get_definition(s, ctx.org_id, state.id)
+                aggregates.create_instance(s, definition, instance_id=instance_id)
+            aggregates.set_instance_status(s, instance_id, InstanceStatus.INPROGRESS, **fields)
 
     def _record_refusal(
         self, ctx: BatchContext, state: DefinitionState, instance_id: uuid.UUID, exc: BuildRefused
     ) -> None:
         with self.store.session() as s:
             if instance_id not in ctx.pending.values():
-                definition = catalog.get_definition(s, ctx.org_id, state.id)
-                catalog.create_instance(s, definition, instance_id=instance_id)
-            catalog.set_instance_status(
+                definition = aggregates.get_definition(s, ctx.org_id, state.id)
+                aggregates.create_instance(s, definition, instance_id=instance_id)
+            aggregates.set_instance_status(
                 s,
                 instance_id,
                 exc.status,
@@ -278,7 +278,7 @@ class StepBuilder:
         """Record the failure; `drop` schedules the (already dropped) table's cleanup check,
         which an incremental build's table — the active one — must never get."""
         with self.store.session() as s:
-            catalog.set_instance_status(
+            aggregates.set_instance_status(
                 s,
                 instance_id,
                 result.status,
@@ -311,7 +311,7 @@ class StepBuilder:
         try:
             with self.store.session() as s:
                 batch = batches.get_batch(s, ctx.batch_id)
-                instance = catalog.get_instance(s, ctx.org_id, instance_id)
+                instance = aggregates.get_instance(s, ctx.org_id, instance_id)
                 if (
                     batch.status != BatchStatus.INPROGRESS.value
                     or batch.worker_id != self.worker_id
@@ -319,7 +319,7 @@ class StepBuilder:
                     return "superseded: the batch is no longer this worker's"
                 if instance.status != InstanceStatus.INPROGRESS.value:
                     return f"superseded: the instance became {instance.status} during the build"
-                catalog.set_instance_status(
+                aggregates.set_instance_status(
                     s,
                     instance_id,
                     InstanceStatus.INPROGRESS,
@@ -331,7 +331,7 @@ class StepBuilder:
                     message=f"built from {result.source}" if result.source else "built from base",
                 )
                 instance.source_instance_id = source.key.instance_id if source else None
-                catalog.activate_instance(
+                aggregates.activate_instance(
                     s, instance_id, grace=settings.drop_grace, takes_over_table=in_place
                 )
                 self._switch_view(s, job, instance.definition_id, result.table or "")
@@ -349,11 +349,11 @@ class StepBuilder:
         definition = s.get(AggregateDefinition, definition_id)
         if definition is None:
             return
-        view = catalog.assign_view_name(s, definition)
+        view = aggregates.assign_view_name(s, definition)
         schema = job.where.schema
         if (definition.view_schema, definition.view_table) != (schema, table):
             job.wh.replace_view(schema, view, table)
         if definition.view_schema not in (None, schema) and definition.view_table:
             with suppress(WarehouseError):  # the connection's aggregate schema changed
                 job.wh.drop_view(definition.view_schema, view)
-        catalog.set_view(s, definition_id, schema, table)
+        aggregates.set_view(s, definition_id, schema, table)

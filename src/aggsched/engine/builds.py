@@ -55,7 +55,7 @@ from aggsched.planning.plan import (
     active_sources_allowed,
     plan_batch,
 )
-from aggsched.store import Store, batches, catalog, queue
+from aggsched.store import Store, aggregates, batches, catalog, queue
 from aggsched.store.errors import ConflictError
 from aggsched.store.models import (
     BatchStatus,
@@ -215,7 +215,7 @@ class BatchRunner:
             batch = batches.get_batch(s, batch_id)
             if batch.status != BatchStatus.INPROGRESS.value:
                 raise ConflictError(f"build batch {batch_id} is {batch.status}, not in progress")
-            live = catalog.cube_instances(
+            live = aggregates.cube_instances(
                 s, batch.cube_id, [InstanceStatus.ACTIVE, InstanceStatus.PENDING]
             )
             active = {i.definition_id: i for i in live if i.status == InstanceStatus.ACTIVE}
@@ -230,7 +230,7 @@ class BatchRunner:
                     active_of(active[d.id]) if d.id in active else None,
                     blocked=d.blocked,
                 )
-                for d in catalog.cube_definitions(s, batch.cube_id, buildable=True)
+                for d in aggregates.cube_definitions(s, batch.cube_id, buildable=True)
             ]
             return BatchContext(
                 batch.id,
@@ -298,7 +298,7 @@ class BatchRunner:
         """Best effort, so nothing stays `inprogress` when the store itself failed: the
         instances left unfinished fail and the batch closes as failed."""
         with suppress(Exception), self.store.session() as s:
-            catalog.fail_unfinished_instances(s, batch_id, message)
+            aggregates.fail_unfinished_instances(s, batch_id, message)
             batches.finish_batch(s, batch_id, BatchStatus.FAILED, message=message[:4000])
 
     # ------------------------------------------------------------------ heartbeat
@@ -418,10 +418,10 @@ def preview_batch(
             DefinitionState(
                 d.id,
                 stored_spec(d.spec, connections),
-                active_of(a) if (a := catalog.active_instance(s, d.id)) else None,
+                active_of(a) if (a := aggregates.active_instance(s, d.id)) else None,
                 blocked=d.blocked,
             )
-            for d in catalog.cube_definitions(s, cube_id, buildable=True)
+            for d in aggregates.cube_definitions(s, cube_id, buildable=True)
         ]
     candidates: list[lattice.Candidate[Built]] = []
     if active_sources_allowed(batch_type):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aggsched.engine.build_context import WarehouseOpener
 from aggsched.engine.warehouse_pool import WarehousePool
-from aggsched.store import Store, catalog
+from aggsched.store import Store, aggregates, catalog
 from aggsched.warehouse import (
     WarehouseError,
 )
@@ -22,11 +22,11 @@ def drop_expired_tables(
     with store.session() as s:
         due = [
             (i.id, i.org_id, i.connection_id, i.table_schema, i.table_name)
-            for i in catalog.instances_to_drop(s, limit=limit)
+            for i in aggregates.instances_to_drop(s, limit=limit)
         ]
         # a view must go before the table it selects from (PostgreSQL refuses otherwise)
-        doomed = catalog.views_to_drop(s, limit=limit)
-        doomed += catalog.views_on(s, [(d[3], d[4]) for d in due if d[3] and d[4]])
+        doomed = aggregates.views_to_drop(s, limit=limit)
+        doomed += aggregates.views_on(s, [(d[3], d[4]) for d in due if d[3] and d[4]])
         views = list(
             dict.fromkeys(
                 (d.id, d.org_id, d.connection_id, d.view_schema, d.view_name) for d in doomed
@@ -50,13 +50,13 @@ def drop_expired_tables(
                 except WarehouseError:
                     continue
             with store.session() as s:
-                catalog.set_view(s, definition_id, None, None)
+                aggregates.set_view(s, definition_id, None, None)
         for instance_id, org_id, conn_name, schema, table in due:
             url = urls.get((org_id, conn_name or ""))
             if table and schema:
                 if url is None:
                     with store.session() as s:
-                        catalog.keep_table(
+                        aggregates.keep_table(
                             s, instance_id, f"table {schema}.{table} left in place: connection "
                             f"{conn_name!r} is no longer mapped",
                         )  # fmt: skip
@@ -67,7 +67,7 @@ def drop_expired_tables(
                     continue
                 dropped += 1
             with store.session() as s:
-                catalog.mark_table_dropped(s, instance_id)
+                aggregates.mark_table_dropped(s, instance_id)
     finally:
         if pool is not warehouses:
             pool.close()
