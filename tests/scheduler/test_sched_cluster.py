@@ -164,9 +164,13 @@ def test_sigterm_during_a_build_cancels_cleanly_and_requeues(
             node.kill()
     batch = batch_of(store, slow_batch)
     assert batch.status == BatchStatus.CANCELLED.value and "shut down" in batch.message
-    assert all(i.status != "inprogress" for i in instances_of(store, slow_batch))
+    instances = instances_of(store, slow_batch)
+    assert all(i.status != "inprogress" for i in instances)
+    # no orphan table: what is left is exactly what finished before the cancel (other
+    # connections of a parallel build may finish their aggregates) and is active
+    active = {i.table_name for i in instances if i.status == InstanceStatus.ACTIVE.value}
     with open_warehouse(tpch_postgres) as wh:
-        assert wh.list_tables(schema, "as_agg_") == []  # no orphan table
+        assert set(wh.list_tables(schema, "as_agg_")) == active
     requeued = [b for b in all_batches(store) if b.status == "pending"]
     assert [b.cube_id for b in requeued] == [batch.cube_id]
     assert "re-queued" in requeued[0].requested_by
