@@ -322,7 +322,7 @@ class Execution(Base):
     __tablename__ = "executions"
     __table_args__ = (
         UniqueConstraint("job_id", "scheduled_fire_time"),
-        Index("ix_executions_job_id_executed_at", "job_id", "executed_at"),
+        Index("ix_executions_job_id_executed_at_id", "job_id", "executed_at", "id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("schedules.job_id", ondelete="CASCADE"))

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from aggsched.store import wire
 from aggsched.store._paging import page
@@ -268,16 +268,22 @@ class ListedSchedule(NamedTuple):
 
 
 def _schedule_page_stmt() -> Select[Any]:
-    """The statement behind ``schedule_page`` (built once: it only takes parameters)."""
-    newest = (
-        select(Execution.id)
-        .where(Execution.job_id == Schedule.job_id)
-        .order_by(Execution.executed_at.desc(), Execution.id.desc())
-        .limit(1)
-        .correlate(Schedule)
-        .scalar_subquery()
-    )
-    latest = aliased(Execution)
+    """The statement behind ``schedule_page`` (built once: it only takes parameters).
+
+    The newest execution's id and time are two correlated scalar subqueries, each one
+    probe of the (job_id, executed_at) index. Not a join on a subquery: PostgreSQL
+    plans that as a hash join over every execution ever recorded."""
+
+    def newest(column: Any) -> Any:
+        return (
+            select(column)
+            .where(Execution.job_id == Schedule.job_id)
+            .order_by(Execution.executed_at.desc(), Execution.id.desc())
+            .limit(1)
+            .correlate(Schedule)
+            .scalar_subquery()
+        )
+
     return (
         select(
             wire.uuid_text(Schedule.job_id),
@@ -289,10 +295,9 @@ def _schedule_page_stmt() -> Select[Any]:
             Schedule.time_zone,
             Schedule.active,
             wire.utc_text(Schedule.next_fire_at),
-            wire.uuid_text(latest.id),
-            wire.utc_text(latest.executed_at),
+            wire.uuid_text(newest(Execution.id)),
+            wire.utc_text(newest(Execution.executed_at)),
         )
-        .outerjoin(latest, latest.id == newest)
         .where(
             Schedule.org_id == bindparam("org_id"),
             Schedule.cube_id == bindparam("cube_id"),
