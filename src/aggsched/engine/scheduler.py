@@ -120,16 +120,21 @@ def _plan(
 ) -> tuple[list[_Due], dict[uuid.UUID, datetime | None]]:
     """Pure part of a pass: which rows fire (misfire or not) and each one's next fire.
 
-    A row whose stored expression no longer parses stops firing (next fire None).
+    A row whose stored expression no longer parses stops firing (next fire None). Rows
+    due at the same time with the same expression and zone (common: a pass holds the
+    fires of one instant) share one next-fire computation.
     """
     due: list[_Due] = []
     advance: dict[uuid.UUID, datetime | None] = {}
+    computed: dict[tuple[str, str, datetime], datetime | None] = {}
     for row in claimed:
         misfire = now - row.next_fire_at > misfire_threshold
+        key = (row.time_expression, row.time_zone, now if misfire else row.next_fire_at)
         try:
-            upcoming = next_fire_time(
-                row.time_expression, row.time_zone, now if misfire else row.next_fire_at
-            )
+            if key in computed:
+                upcoming = computed[key]
+            else:
+                upcoming = computed[key] = next_fire_time(*key)
         except CronError as exc:
             with telemetry.log_context(job_id=row.job_id, org_id=row.org_id):
                 log.error("schedule %s: stored expression %r is invalid (%s); it stops firing",
