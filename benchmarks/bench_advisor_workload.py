@@ -31,7 +31,7 @@ from aggsched.engine.queries import QueryService
 from aggsched.examples import TPCH_DUCKDB
 from aggsched.planning.plan import BatchType
 from aggsched.planning.query import AttributeRef, Condition, Query
-from aggsched.store import Store, catalog
+from aggsched.store import Store, aggregates, catalog
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import generate_tpch, load_datecustom, load_tpch
 
@@ -102,8 +102,8 @@ def run(service: QueryService, cube: object, queries: list[Query]) -> tuple[floa
 def demand_rows(store: Store, cube: object) -> tuple[int, list[str]]:
     with store.session() as s:
         found = [
-            (d.unique_name, catalog.active_instance(s, d.id))
-            for d in catalog.cube_definitions(s, cube, include_removed=False)  # type: ignore[arg-type]
+            (d.unique_name, aggregates.active_instance(s, d.id))
+            for d in aggregates.cube_definitions(s, cube, include_removed=False)  # type: ignore[arg-type]
             if d.subtype == "demand_defined"
         ]
     return sum(int(a.number_of_rows or 0) for _, a in found if a), [n for n, _ in found]

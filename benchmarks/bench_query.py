@@ -28,7 +28,7 @@ from aggsched.planning import navigate, sqlgen
 from aggsched.planning.plan import BatchType
 from aggsched.planning.query import AttributeRef, Condition, OrderBy, Query
 from aggsched.planning.resolve import resolve
-from aggsched.store import Store, catalog
+from aggsched.store import Store, aggregates, catalog
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import generate_tpch, load_datecustom, load_tpch
 
@@ -118,8 +118,8 @@ def partition_rows(store: Store, url: str, cube: object) -> list[tuple[str, int,
     found = []
     with store.session() as s:
         specs = [
-            (d.unique_name, DefinitionSpec.from_dict(d.spec), catalog.active_instance(s, d.id))
-            for d in catalog.cube_definitions(s, cube, buildable=True)  # type: ignore[arg-type]
+            (d.unique_name, DefinitionSpec.from_dict(d.spec), aggregates.active_instance(s, d.id))
+            for d in aggregates.cube_definitions(s, cube, buildable=True)  # type: ignore[arg-type]
         ]
     with open_warehouse(url) as wh:
         for name, spec, active in specs:

@@ -26,7 +26,7 @@ from aggsched.engine.publish import publish_path
 from aggsched.planning import sqlgen
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.store import Store, catalog, org_settings
+from aggsched.store import Store, aggregates, catalog, org_settings
 from aggsched.warehouse import duckdb_url, open_warehouse
 from aggsched.warehouse.tpch import generate_tpch, load_datecustom, load_tpch
 from benchmarks.bench_build import AGGREGATES, CACHE, make_repo
@@ -61,7 +61,7 @@ def timed_batch(runner: BatchRunner, store: Store, cube: uuid.UUID, kind: BatchT
 def naive_build(store: Store, url: str, cube: uuid.UUID) -> float:
     """Each aggregate from the base tables, one CREATE TABLE ... AS after another."""
     with store.session() as s:
-        specs = [DefinitionSpec.from_dict(d.spec) for d in catalog.cube_definitions(s, cube)]
+        specs = [DefinitionSpec.from_dict(d.spec) for d in aggregates.cube_definitions(s, cube)]
     with open_warehouse(url) as wh:
         target = sqlgen.Target(wh.dialect)
         wh.ensure_schema("naive")

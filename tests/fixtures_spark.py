@@ -4,7 +4,8 @@ The server is pyspark's own ``sbin/start-connect-server.sh --wait`` (Spark's
 ``SparkConnectServer`` on ``local[2]``), on a free loopback port, with its metastore in
 memory and its tables in a temporary directory. It is started once, on first use, and
 stopped at the end of the session. Without pyspark or Java the Spark tests are skipped,
-except under ``CI=true``, where they must run.
+except under ``CI=true``, where they must run. ``AGGSCHED_TEST_SPARK=sc://host:port``
+points them at a server already running instead (saves its start-up when iterating).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ def spark_installed() -> Path:
 @pytest.fixture(scope="session")
 def spark_server(spark_installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``sc://127.0.0.1:<port>`` of the session's Spark Connect server."""
+    if os.environ.get("AGGSCHED_TEST_SPARK"):
+        yield os.environ["AGGSCHED_TEST_SPARK"]
+        return
     home = spark_installed
     work = tmp_path_factory.mktemp("spark-connect")
     port = _free_port()

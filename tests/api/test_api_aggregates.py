@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from api_helpers import ApiEnv
 
-from aggsched.store import catalog
+from aggsched.store import aggregates
 from aggsched.store.models import AggregateDefinition, InstanceStatus
 
 BASE = "/aggregates/orgId/default"
@@ -27,14 +27,14 @@ def built(api: ApiEnv) -> tuple[uuid.UUID, uuid.UUID]:
     """One definition of the first cube made active, as a build would (definition, instance)."""
     start = datetime(2025, 3, 1, tzinfo=UTC)
     with api.store.session() as session:
-        definition = catalog.cube_definitions(session, api.cube_id)[0]
-        [pending] = catalog.definition_instances(session, definition.id, ["pending"])
-        catalog.set_instance_status(
+        definition = aggregates.cube_definitions(session, api.cube_id)[0]
+        [pending] = aggregates.definition_instances(session, definition.id, ["pending"])
+        aggregates.set_instance_status(
             session, pending.id, "inprogress", table_name="as_agg_x", table_schema="as_agg",
             number_of_rows=42, build_duration=2.5, materialization_start_time=start,
             materialization_end_time=start + timedelta(seconds=2.5),
         )  # fmt: skip
-        catalog.activate_instance(session, pending.id)
+        aggregates.activate_instance(session, pending.id)
         return definition.id, pending.id
 
 
@@ -86,7 +86,7 @@ def test_deactivate_blocks_and_reactivate_unblocks(
     with api.store.session() as session:
         definition = session.get(AggregateDefinition, definition_id)
         assert definition is not None and definition.blocked
-        instance = catalog.get_instance(session, "default", instance_id)
+        instance = aggregates.get_instance(session, "default", instance_id)
         assert instance.drop_after is not None
         # the table goes after the grace period (default 600 s): running queries finish
         wait = (instance.drop_after - datetime.now(UTC)).total_seconds()
@@ -97,7 +97,7 @@ def test_deactivate_blocks_and_reactivate_unblocks(
     assert back.json()["response"]["blocked"] is False
     assert back.json()["response"]["status"] == "pending"
     with api.store.session() as session:
-        live = catalog.definition_instances(session, definition_id, [InstanceStatus.PENDING])
+        live = aggregates.definition_instances(session, definition_id, [InstanceStatus.PENDING])
         assert len(live) == 1
 
 

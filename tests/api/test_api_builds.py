@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from api_helpers import ApiEnv
 
-from aggsched.store import batches, catalog
+from aggsched.store import aggregates, batches
 from aggsched.store.models import BatchStatus
 
 HISTORY = "/org/default/aggregates-creation/builds/history"
@@ -66,9 +66,9 @@ def test_history_bad_input(api: ApiEnv, params: dict[str, object], field: str) -
 
 def test_batch_detail_lists_instances(api: ApiEnv, batch_ids: list[uuid.UUID]) -> None:
     with api.store.session() as session:
-        definition = catalog.cube_definitions(session, api.other_cube_id)[0]
-        instance = catalog.create_instance(session, definition, batch_id=batch_ids[1])
-        catalog.set_instance_status(
+        definition = aggregates.cube_definitions(session, api.other_cube_id)[0]
+        instance = aggregates.create_instance(session, definition, batch_id=batch_ids[1])
+        aggregates.set_instance_status(
             session, instance.id, "failed", error="boom", sql="SELECT 1", number_of_rows=0,
             build_duration=1.5, materialization_start_time=T0,
         )  # fmt: skip

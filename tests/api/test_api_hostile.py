@@ -303,7 +303,7 @@ class Fuzzer:
 
 @pytest.fixture(scope="module")
 def fuzzer(api_any: ApiEnv) -> Fuzzer:
-    from aggsched.store import batches, catalog, schedules, tokens
+    from aggsched.store import aggregates, batches, catalog, schedules, tokens
 
     with api_any.store.session() as s:
         job = schedules.create_schedule(
@@ -317,8 +317,8 @@ def fuzzer(api_any: ApiEnv) -> Fuzzer:
         admin = catalog.get_user_by_name(s, "admin")
         assert admin is not None
         token = tokens.create_token(s, user=admin, org_id="default", days=1).row
-        definition = catalog.cube_definitions(s, api_any.cube_id)[0]
-        instance = catalog.definition_instances(s, definition.id)[0]
+        definition = aggregates.cube_definitions(s, api_any.cube_id)[0]
+        instance = aggregates.definition_instances(s, definition.id)[0]
         real = {
             "orgId": "default", "projectId": str(api_any.project_id),
             "cubeId": str(api_any.cube_id), "jobId": str(job.job_id), "batchId": str(batch.id),

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from aggsched.cli import app
 from aggsched.engine.queueing import queue_batch
-from aggsched.store import Store, batches, catalog
+from aggsched.store import Store, aggregates, batches, catalog
 from aggsched.store.models import BatchStatus, BatchType, InstanceStatus
 from aggsched.warehouse import duckdb_url, open_warehouse
 from engine.tpch_project import make_repo
@@ -108,7 +108,7 @@ def building(store: Store, cube: str, proc: subprocess.Popen, log: Path) -> uuid
         with store.session() as s:
             batch = batches.inprogress_batch(s, uuid.UUID(cube))
             if batch is not None:
-                states = {i.status for i in catalog.batch_instances(s, batch.id)}
+                states = {i.status for i in aggregates.batch_instances(s, batch.id)}
                 if InstanceStatus.INPROGRESS.value in states:
                     return batch.id
         time.sleep(0.1)
@@ -118,7 +118,7 @@ def building(store: Store, cube: str, proc: subprocess.Popen, log: Path) -> uuid
 def state(store: Store, batch_id: uuid.UUID) -> tuple[str, str | None, list[tuple[str, str]]]:
     with store.session() as s:
         batch = batches.get_batch(s, batch_id)
-        instances = [(i.status, i.error or "") for i in catalog.batch_instances(s, batch_id)]
+        instances = [(i.status, i.error or "") for i in aggregates.batch_instances(s, batch_id)]
         return batch.status, batch.worker_id, instances
 
 

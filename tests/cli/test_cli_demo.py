@@ -100,6 +100,7 @@ def _wait_for_token(base: str, password: str) -> str:
 
 
 @pytest.mark.spark
+@pytest.mark.timeout(600)  # two processes each start a JVM: slow on a loaded machine
 def test_demo_on_spark_builds_in_an_in_process_spark(home: Path, spark_installed: Path) -> None:
     """`aggsched demo --warehouse spark`: TPC-H registered in a local Spark kept in the demo
     directory; a second process (the metastore outlives the first) builds the cube there."""

@@ -86,8 +86,16 @@ def load_shop(url: str, schema: str) -> None:
             f'CREATE TABLE "{schema}".sales_truth (sale_id INTEGER, quarter INTEGER, '
             "weekday INTEGER, color VARCHAR(20), weight DECIMAL(10, 2), tier VARCHAR(20))"
         )
+        # decimals are written as text: cast, as Spark does not store text in a DECIMAL
+        decimals = {"sales": {3}, "stores": set(), "sales_truth": {4}}
         for table, rows in (("sales", SALES), ("stores", STORES), ("sales_truth", truth)):
-            values = ", ".join("(" + ", ".join(_lit(v) for v in row) + ")" for row in rows)
+            values = ", ".join(
+                "(" + ", ".join(
+                    f"CAST({_lit(v)} AS DECIMAL(10, 2))" if i in decimals[table] else _lit(v)
+                    for i, v in enumerate(row)
+                ) + ")"
+                for row in rows
+            )  # fmt: skip
             wh.execute(f'INSERT INTO "{schema}".{table} VALUES {values}')
 
 

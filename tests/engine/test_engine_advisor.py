@@ -1,6 +1,7 @@
 """The advisor on real DuckDB and PostgreSQL: it learns aggregates from the queries users
 ran, builds them, answers the same queries from them (equal to the base tables), keeps
-to its budgets, records its runs and retires what nobody uses."""
+to its budgets, records its runs and retires what nobody uses. Learning, answering and
+sizing also run on Spark (the rest is warehouse-independent bookkeeping)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from aggsched.engine.queries import QueryService
 from aggsched.examples import TPCH_DUCKDB
 from aggsched.planning.plan import BatchType
 from aggsched.planning.query import AttributeRef, Condition, Query
-from aggsched.store import Store, batches, catalog, org_settings
+from aggsched.store import Store, aggregates, batches, catalog, org_settings
 from aggsched.store.models import (
     BatchStatus,
     BuildBatch,
@@ -29,6 +30,7 @@ from aggsched.store.models import (
     InstanceStatus,
 )
 from aggsched.warehouse import open_warehouse
+from engine.test_engine_builds import WAREHOUSES
 
 NOW = datetime.now(UTC)
 HEAVY = Query(("revenue", "quantity"), (AttributeRef("Supplier Region"), AttributeRef("Ship Year")))
@@ -74,7 +76,7 @@ class Env:
 
     def definitions(self) -> dict[str, object]:
         with self.store.session() as s:
-            found = {d.unique_name: d for d in catalog.cube_definitions(s, self.cube)}
+            found = {d.unique_name: d for d in aggregates.cube_definitions(s, self.cube)}
             s.expunge_all()
         return found
 
@@ -85,12 +87,16 @@ class Env:
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def env(request: pytest.FixtureRequest, tmp_path: Path):
-    url = request.getfixturevalue("tpch_duckdb" if request.param == "duckdb" else "tpch_postgres")
+    url = request.getfixturevalue(f"tpch_{request.param}")
     e = Env(tmp_path, url)
     yield e
     e.close()
 
 
+# DuckDB and PostgreSQL: on Spark the same engine code builds and answers (the build and
+# query tests run there) and its size estimates are checked below; this whole loop would
+# cost the suite over a minute on Spark.
+@pytest.mark.parametrize("env", ["duckdb", "postgres"], indirect=True)
 def test_learns_builds_and_answers_from_demand_defined_aggregates(env: Env) -> None:
     env.workload({HEAVY: 8, OTHER: 4, ORDERS: 2})
     advisor = Advisor(env.store)
@@ -138,6 +144,7 @@ def test_budgets_existing_aggregates_count(env: Env) -> None:
     assert none.proposals == []
 
 
+@pytest.mark.parametrize("env", WAREHOUSES, indirect=True)
 def test_size_estimates_are_close_to_the_truth(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """Candidates are sized without building them: HyperLogLog on DuckDB (here first over
     a sample of ~10,000 of the 60,000 line items, the grains it cannot settle counted again
@@ -154,9 +161,11 @@ def test_size_estimates_are_close_to_the_truth(env: Env, monkeypatch: pytest.Mon
     with env.store.session() as s:
         for proposal in report.proposals:
             (d,) = [
-                x for x in catalog.cube_definitions(s, env.cube) if x.unique_name == proposal.name
+                x
+                for x in aggregates.cube_definitions(s, env.cube)
+                if x.unique_name == proposal.name
             ]
-            actual = catalog.active_instance(s, d.id).number_of_rows
+            actual = aggregates.active_instance(s, d.id).number_of_rows
             assert actual / 2 <= proposal.rows <= actual * 2, (proposal.name, proposal.rows, actual)
 
 
@@ -178,7 +187,7 @@ def test_unused_demand_defined_aggregates_retire_user_defined_never(env: Env) ->
     with env.store.session() as s:
         for name in made:
             d = env.definitions()[name]
-            statuses = {i.status for i in catalog.definition_instances(s, d.id)}
+            statuses = {i.status for i in aggregates.definition_instances(s, d.id)}
             assert InstanceStatus.ACTIVE.value not in statuses
     env.build()  # the next batch drops their tables (grace 0) and their views
     with open_warehouse(env.url) as wh:

@@ -22,7 +22,7 @@ from aggsched.engine.publish import publish_path
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
 from aggsched.planning.sqlgen import output_columns
-from aggsched.store import Store, batches, catalog, org_settings, queue
+from aggsched.store import Store, aggregates, batches, catalog, org_settings, queue
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
 from engine.tpch_project import AGGREGATES, make_repo, publish_tpch, slow_repo
@@ -123,8 +123,8 @@ def run_pending(store: Store, batch_id: uuid.UUID, runner: BatchRunner | None = 
 def instances_by_name(store: Store, cube_id: uuid.UUID) -> dict[str, list]:
     with store.session() as s:
         result = {}
-        for d in catalog.cube_definitions(s, cube_id):
-            result[d.unique_name] = catalog.definition_instances(s, d.id)
+        for d in aggregates.cube_definitions(s, cube_id):
+            result[d.unique_name] = aggregates.definition_instances(s, d.id)
             for i in result[d.unique_name]:
                 s.expunge(i)
         return result
@@ -141,11 +141,23 @@ def specs_of(store: Store, cube_id: uuid.UUID) -> dict[str, DefinitionSpec]:
     with store.session() as s:
         return {
             d.unique_name: DefinitionSpec.from_dict(d.spec)
-            for d in catalog.cube_definitions(s, cube_id, buildable=True)
+            for d in aggregates.cube_definitions(s, cube_id, buildable=True)
         }
 
 
-@pytest.mark.parametrize("shared_scans", [False, True], ids=["separate", "shared-scans"])
+# Spark builds separately only: its staging tables (what shared scans add) have their own
+# tests in tests/warehouse, and each Spark build here costs a minute of the suite.
+@pytest.mark.parametrize(
+    ("warehouse_url", "shared_scans"),
+    [
+        pytest.param("duckdb", False, id="duckdb-separate"),
+        pytest.param("duckdb", True, id="duckdb-shared-scans"),
+        pytest.param("postgres", False, id="postgres-separate"),
+        pytest.param("postgres", True, id="postgres-shared-scans"),
+        pytest.param("spark", False, id="spark-separate", marks=pytest.mark.spark),
+    ],
+    indirect=["warehouse_url"],
+)
 def test_first_build_equals_hand_written_sql(
     store, sml_tpch, tmp_path, warehouse_url, schema, shared_scans
 ):
@@ -307,9 +319,10 @@ def test_cancel_mid_build_leaves_nothing_partial(store, sml_tpch, tmp_path, ware
     cancelled = [r for r in report.steps if r.status is InstanceStatus.CANCELLED]
     assert cancelled, report.steps
     with open_warehouse(warehouse_url) as wh:
-        assert wh.list_tables(schema, "as_agg_") == [
+        # aggregates built on other connections meanwhile (PostgreSQL) are active
+        assert wh.list_tables(schema, "as_agg_") == sorted(
             a.table_name for a in active_of(store, result.cubes["Retail TPCH"]).values() if a
-        ]
+        )
     with store.session() as s:
         assert batches.get_batch(s, batch_id).status == BatchStatus.CANCELLED.value
 

@@ -120,7 +120,7 @@ def test_a_lost_incremental_build_never_drops_the_live_table(sml_tpch, tmp_path,
     """An incremental build works on the active table under a new instance; when its
     worker is lost, recovery fails that instance, and cleanup must leave the table alone."""
     from aggsched.engine.builds import drop_expired_tables
-    from aggsched.store import catalog
+    from aggsched.store import aggregates
 
     schema = f"as_agg_{uuid.uuid4().hex[:8]}"
     repo = make_repo(sml_tpch, tmp_path / "repo", [AGGREGATES[1]])
@@ -134,13 +134,13 @@ def test_a_lost_incremental_build_never_drops_the_live_table(sml_tpch, tmp_path,
     run_pending(store, result.queued_batches[0])
     live = active_of(store, cube_id)["li_ship_year"]
     with store.session() as s:  # what a lost worker leaves: an in-place instance in progress
-        definition = catalog.get_definition(s, "default", live.definition_id)
-        lost = catalog.create_instance(
+        definition = aggregates.get_definition(s, "default", live.definition_id)
+        lost = aggregates.create_instance(
             s, definition, table_name=live.table_name, table_schema=live.table_schema
         )
-        catalog.set_instance_status(s, lost.id, InstanceStatus.INPROGRESS)
+        aggregates.set_instance_status(s, lost.id, InstanceStatus.INPROGRESS)
         lost.batch_id = result.queued_batches[0]
-        catalog.fail_unfinished_instances(s, result.queued_batches[0], "worker lost")
+        aggregates.fail_unfinished_instances(s, result.queued_batches[0], "worker lost")
     assert drop_expired_tables(store, lambda url: open_warehouse(url)) == 0
     with open_warehouse(tpch_duckdb) as wh:
         assert live.table_name in wh.list_tables(schema, "as_agg_")

@@ -18,7 +18,7 @@ import pytest
 from aggsched.engine.builds import BatchRunner, build_now
 from aggsched.engine.maintenance import AGGREGATE_TABLE, NOT_RUN, ItemResult, run_maintenance
 from aggsched.planning.plan import BatchType
-from aggsched.store import Store, batches, catalog, org_settings, schedules, utcnow
+from aggsched.store import Store, aggregates, batches, catalog, org_settings, schedules, utcnow
 from aggsched.store.errors import ConflictError, InvalidValueError
 from aggsched.store.models import AggregateInstance, BatchStatus, BuildBatch, Execution
 from aggsched.warehouse import open_warehouse
@@ -51,8 +51,8 @@ def store(tmp_path) -> Store:
 def _active(store: Store, cube_id: uuid.UUID) -> dict[str, AggregateInstance]:
     with store.session() as s:
         found = {}
-        for d in catalog.cube_definitions(s, cube_id):
-            active = catalog.active_instance(s, d.id)
+        for d in aggregates.cube_definitions(s, cube_id):
+            active = aggregates.active_instance(s, d.id)
             if active is not None:
                 s.expunge(active)
                 found[d.unique_name] = active
@@ -62,8 +62,8 @@ def _active(store: Store, cube_id: uuid.UUID) -> dict[str, AggregateInstance]:
 def _statuses(store: Store, cube_id: uuid.UUID) -> dict[str, list[str]]:
     with store.session() as s:
         return {
-            d.unique_name: [i.status for i in catalog.definition_instances(s, d.id)]
-            for d in catalog.cube_definitions(s, cube_id)
+            d.unique_name: [i.status for i in aggregates.definition_instances(s, d.id)]
+            for d in aggregates.cube_definitions(s, cube_id)
         }
 
 

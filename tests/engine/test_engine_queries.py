@@ -1,5 +1,5 @@
-"""Semantic queries on real DuckDB and PostgreSQL: answers from aggregates equal answers
-from the base tables, proven on random queries over the example TPC-H model."""
+"""Semantic queries on real DuckDB, PostgreSQL and Spark: answers from aggregates equal
+answers from the base tables, proven on random queries over the example TPC-H model."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from aggsched.engine.queries import QueryFailed, QueryRefused, QueryService
 from aggsched.examples import TPCH_DUCKDB
 from aggsched.planning.plan import BatchType
 from aggsched.planning.query import AttributeRef, Condition, Logical, OrderBy, Query
-from aggsched.store import Store, catalog, org_settings, queue
+from aggsched.store import Store, aggregates, catalog, org_settings, queue
 from aggsched.store import queries as query_log
 from aggsched.store.models import BatchStatus
 from aggsched.warehouse import open_warehouse
+from engine.test_engine_builds import WAREHOUSES
 
 VALUES = {
     "Return Flag": ["A", "N", "R"],
@@ -37,13 +38,15 @@ LINEITEM_ATTRIBUTES = ["Ship Year", "Ship Month", "Ship Quarter", "Supplier Regi
                            ["Market Segment", "Order Year", "Order Priority"])]  # fmt: skip
 ORDER_ATTRIBUTES = ["Market Segment", "Order Year", "Order Priority", "Customer Region"]
 LINEITEM_METRICS = ["revenue", "quantity", "avg_discount", "max_price", "line_count"]
+#: random queries per warehouse (default 30): each Spark query is a job of ~0.5-2 s
+EXAMPLES = {"spark": 12}
 
 
 class Example:
     """The example project published and built on one warehouse, with a query service."""
 
-    def __init__(self, store: Store, url: str, schema: str) -> None:
-        self.store, self.url, self.schema = store, url, schema
+    def __init__(self, store: Store, warehouse: str, url: str, schema: str) -> None:
+        self.store, self.warehouse, self.url, self.schema = store, warehouse, url, schema
         with store.session() as s:
             for name in ("tpch", "calendar"):
                 catalog.upsert_connection(s, "default", name, url, aggregate_schema=schema)
@@ -62,13 +65,13 @@ class Example:
         return ours, base
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=WAREHOUSES)
 def example(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Example]:
-    url = request.getfixturevalue("tpch_duckdb" if request.param == "duckdb" else "tpch_postgres")
+    url = request.getfixturevalue(f"tpch_{request.param}")
     store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('q') / 'meta.db'}")
-    ex = Example(store, url, f"as_agg_{uuid.uuid4().hex[:8]}")
+    ex = Example(store, request.param, url, f"as_agg_{uuid.uuid4().hex[:8]}")
     yield ex
     ex.service.close()
     store.dispose()
@@ -125,13 +128,17 @@ def queries(draw: st.DrawFn) -> Query:
     return Query(tuple(metrics), tuple(AttributeRef(a) for a in attrs), filter_, order)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-@given(query=queries())
-def test_random_queries_answer_as_the_base_tables_do(example: Example, query: Query) -> None:
-    ours, base = example.both(query)
-    assert all(p.kind == "base" for p in base.served_by)
-    assert [c for c, _ in ours.columns] == [c for c, _ in base.columns]
-    assert same(ours.rows, base.rows), (query, ours.sql, base.sql)
+def test_random_queries_answer_as_the_base_tables_do(example: Example) -> None:
+    @settings(max_examples=EXAMPLES.get(example.warehouse, 30), deadline=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(query=queries())
+    def answers_alike(query: Query) -> None:
+        ours, base = example.both(query)
+        assert all(p.kind == "base" for p in base.served_by)
+        assert [c for c, _ in ours.columns] == [c for c, _ in base.columns]
+        assert same(ours.rows, base.rows), (query, ours.sql, base.sql)
+
+    answers_alike()
 
 
 def test_random_queries_are_mostly_served_by_aggregates(example: Example) -> None:
@@ -239,7 +246,7 @@ def test_views_follow_the_active_instance(example: Example) -> None:
     rebuild switches it to the new table in the activating step."""
     with example.store.session() as s:
         (d,) = [
-            d for d in catalog.cube_definitions(s, example.cube)
+            d for d in aggregates.cube_definitions(s, example.cube)
             if d.unique_name == "sales_by_ship_year"
         ]  # fmt: skip
         before = d.view_table
@@ -252,9 +259,9 @@ def test_views_follow_the_active_instance(example: Example) -> None:
     report = build_now(example.store, runner, "default", example.cube, BatchType.FULL_REBUILD)
     assert report.status is BatchStatus.DONE
     with example.store.session() as s:
-        d = catalog.get_definition(s, "default", d.id)
+        d = aggregates.get_definition(s, "default", d.id)
         assert d.view_table != before
-        active = catalog.active_instance(s, d.id)
+        active = aggregates.active_instance(s, d.id)
         assert active.table_name == d.view_table
     with open_warehouse(example.url) as wh:
         assert wh.fetch_all(

@@ -1,4 +1,4 @@
-"""A tutorial-style SML model, published unchanged, on real DuckDB and PostgreSQL.
+"""A tutorial-style SML model, published unchanged, on real DuckDB, PostgreSQL and Spark.
 
 `sml_retail/` is written the way public SML tutorials are (role-played dates shared by
 two facts, a SQL dataset of inventory snapshots, a semi-additive metric, percentile
@@ -18,10 +18,10 @@ import pytest
 from aggsched.engine.builds import BatchRunner
 from aggsched.engine.publish import Change, PublishError, publish_path
 from aggsched.planning.sqlgen import output_columns
-from aggsched.store import Store, api_views, catalog, queue
+from aggsched.store import Store, aggregates, api_views, catalog, queue
 from aggsched.store.models import BatchStatus
 from aggsched.warehouse import open_warehouse
-from engine.test_engine_builds import active_of, normalize, specs_of
+from engine.test_engine_builds import WAREHOUSES, active_of, normalize, specs_of
 
 RETAIL = Path(__file__).parent / "sml_retail"
 MODEL = "Retail Sales"
@@ -78,9 +78,9 @@ INVALID = {
 }
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=WAREHOUSES)
 def warehouse_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("tpch_duckdb" if request.param == "duckdb" else "tpch_postgres")
+    return request.getfixturevalue(f"tpch_{request.param}")
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_republish_that_fixes_an_aggregate_makes_it_buildable(
     with store.session() as s:
         (fixed,) = [
             d
-            for d in catalog.cube_definitions(s, first.cubes[MODEL], buildable=True)
+            for d in aggregates.cube_definitions(s, first.cubes[MODEL], buildable=True)
             if d.unique_name == "typo_metric"
         ]
         assert fixed.invalid_reason is None and fixed.spec["metrics"][0]["name"] == "net_revenue"
@@ -205,6 +205,7 @@ def test_queries_on_the_model_semi_additive_calculations_multi_fact(
         ours = service.run("default", cube, per_order)
         base = service.run("default", cube, per_order, use_aggregates=False)
         assert {p.definition for p in ours.served_by} == {"sales_and_orders_by_month"}
+        double = "DOUBLE" if warehouse_url.startswith("sc:") else "DOUBLE PRECISION"
         with open_warehouse(warehouse_url) as wh:
             hand = wh.fetch_all(
                 f"""WITH s AS (SELECT d."YEAR_NAME" AS y, SUM({NET}) AS rev {SALES_JOINS}
@@ -212,7 +213,7 @@ def test_queries_on_the_model_semi_additive_calculations_multi_fact(
                   o AS (SELECT d."YEAR_NAME" AS y, COUNT(o."O_ORDERKEY") AS n
                     FROM "TPCH_SF1"."ORDERS" o LEFT JOIN "PUBLIC"."DATECUSTOM" d
                     ON o."O_ORDERDATE" = CAST(d."PK_DATE" AS DATE) GROUP BY 1)
-                SELECT s.y, CAST(s.rev AS DOUBLE PRECISION) / o.n, o.n
+                SELECT s.y, CAST(s.rev AS {double}) / o.n, o.n
                 FROM s FULL OUTER JOIN o ON s.y = o.y"""
             )
         assert normalize(ours.rows) == normalize(hand) == normalize(base.rows)

@@ -143,4 +143,12 @@ def test_blame_points_at_the_model_sql_a_warehouse_error_names() -> None:
     assert "column 'sale_date' of dataset 'sales'" in sqlgen.blame(spec, target, missing)
     duck_missing = 'Binder Error: Table "fact" does not have a column named "sale_date"'
     assert "column 'sale_date'" in sqlgen.blame(spec, sqlgen.Target("duckdb"), duck_missing)
+    spark = sqlgen.Target("spark")
+    spark_udf = "[UNRESOLVED_ROUTINE] Cannot resolve routine `MY_UDF` on search path [...]"
+    assert "column 'u'" in sqlgen.blame(spec, spark, spark_udf)
+    spark_missing = (
+        "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with "
+        "name `fact`.`sale_date` cannot be resolved. Did you mean one of the following?"
+    )
+    assert "column 'sale_date' of dataset 'sales'" in sqlgen.blame(spec, spark, spark_missing)
     assert sqlgen.blame(spec, target, "division by zero") is None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aggsched.store import Store, batches, catalog
+from aggsched.store import Store, aggregates, batches
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
 from engine.tpch_project import publish_tpch, slow_repo
@@ -70,7 +70,7 @@ def batch_of(store: Store, batch_id: uuid.UUID):  # type: ignore[no-untyped-def]
 
 def instances_of(store: Store, batch_id: uuid.UUID) -> list:
     with store.session() as s:
-        rows = catalog.batch_instances(s, batch_id)
+        rows = aggregates.batch_instances(s, batch_id)
         s.expunge_all()
         return rows
 
@@ -134,8 +134,8 @@ def test_three_nodes_fire_exactly_once_and_survive_a_killed_node(
     lost = [i for i in instances_of(store, slow_batch) if i.status == InstanceStatus.FAILED.value]
     assert lost and all(i.message == "worker lost" for i in lost)
     with store.session() as s:
-        active = {i.table_name for d in catalog.cube_definitions(s, done.cube_id)
-                  if (i := catalog.active_instance(s, d.id))}  # fmt: skip
+        active = {i.table_name for d in aggregates.cube_definitions(s, done.cube_id)
+                  if (i := aggregates.active_instance(s, d.id))}  # fmt: skip
     with open_warehouse(tpch_postgres) as wh:
         assert set(wh.list_tables(schema, "as_agg_")) == active
     # every batch the nodes ran is closed: nothing stays in progress

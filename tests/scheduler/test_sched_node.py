@@ -15,7 +15,7 @@ from aggsched.config import Settings
 from aggsched.cron import CronExpression
 from aggsched.engine.node import Node
 from aggsched.engine.workers import WorkerOptions, WorkerPool
-from aggsched.store import Store, batches, catalog
+from aggsched.store import Store, aggregates, batches
 from aggsched.store.models import BatchStatus, InstanceStatus
 from aggsched.warehouse import open_warehouse
 from engine.tpch_project import publish_tpch, slow_repo
@@ -168,7 +168,7 @@ def test_a_dropped_warehouse_connection_is_retried_and_the_build_succeeds(
     with store.session() as s:
         done = batches.get_batch(s, batch_id)
         assert done.status == BatchStatus.DONE.value, done.message
-        instances = catalog.batch_instances(s, done.id)
+        instances = aggregates.batch_instances(s, done.id)
         assert instances and all(i.status == InstanceStatus.ACTIVE.value for i in instances)
 
 
@@ -190,9 +190,9 @@ def test_a_sql_error_is_not_retried(
     finally:
         workers.stop(grace=30)
     with store.session() as s:
-        failed = [i for i in catalog.batch_instances(s, batch_id)
+        failed = [i for i in aggregates.batch_instances(s, batch_id)
                   if i.status == InstanceStatus.FAILED.value]  # fmt: skip
-        everything = [(i.status, i.error) for i in catalog.batch_instances(s, batch_id)]
+        everything = [(i.status, i.error) for i in aggregates.batch_instances(s, batch_id)]
         assert failed, everything
         assert all("no_such_table" in (i.error or "").lower() for i in failed)
         # one attempt each: a retry would have waited at least its 0.5 s backoff

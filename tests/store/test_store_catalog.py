@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from aggsched.store import ConflictError, InvalidValueError, NotFoundError, Store
+from aggsched.store import ConflictError, InvalidValueError, NotFoundError, Store, aggregates
 from aggsched.store import api_views as views
 from aggsched.store import catalog as cat
 from aggsched.store.models import AggregateInstance, InstanceStatus, Role
@@ -16,7 +16,7 @@ from aggsched.store.models import AggregateInstance, InstanceStatus, Role
 
 def _definition(session, store_cube, name: str = "agg_sales_by_nation"):
     cube = cat.get_cube(session, store_cube.org_id, store_cube.project_id, store_cube.cube_id)
-    return cat.upsert_definition(
+    return aggregates.upsert_definition(
         session, cube, unique_name=name, name=name.replace("_", " "),
         type="system_defined", subtype="prediction_defined", fingerprint="f" * 40,
         spec={"attributes": ["n_name"], "metrics": ["sum_sales"]},
@@ -102,14 +102,14 @@ def test_definitions_upsert_list_block(store: Store, cube) -> None:
     with store.session() as session:
         rows, total = views.list_definitions(session, "default", cube_id=cube.cube_id, limit=2)
         assert total == 5 and len(rows) == 2
-        blocked = cat.set_definition_blocked(session, "default", ids[1], True)
+        blocked = aggregates.set_definition_blocked(session, "default", ids[1], True)
         assert blocked.blocked is True
-        cat.mark_definition_removed(session, blocked)
+        aggregates.mark_definition_removed(session, blocked)
         _, total = views.list_definitions(
             session, "default", project_id=cube.project_id, status="invalid"
         )
         assert total == 1  # the removed one
-        assert len(cat.cube_definitions(session, cube.cube_id, include_removed=False)) == 4
+        assert len(aggregates.cube_definitions(session, cube.cube_id, include_removed=False)) == 4
         with pytest.raises(InvalidValueError, match="definition type"):
             _definition_bad_type(session, cube)
         with pytest.raises(InvalidValueError, match="limit"):
@@ -118,7 +118,7 @@ def test_definitions_upsert_list_block(store: Store, cube) -> None:
 
 def _definition_bad_type(session, cube) -> None:
     found = cat.get_cube(session, cube.org_id, cube.project_id, cube.cube_id)
-    cat.upsert_definition(
+    aggregates.upsert_definition(
         session, found, unique_name="x", name="x", type="magic", subtype="manual",
         fingerprint="f", spec={}, fact_dataset="f", connection_id="c",
     )  # fmt: skip
@@ -127,67 +127,69 @@ def _definition_bad_type(session, cube) -> None:
 def test_second_active_instance_is_rejected_by_the_database(store: Store, cube) -> None:
     with store.session() as session:
         definition = _definition(session, cube)
-        first = cat.create_instance(session, definition)
-        second = cat.create_instance(session, definition)
-        cat.activate_instance(session, first.id)
+        first = aggregates.create_instance(session, definition)
+        second = aggregates.create_instance(session, definition)
+        aggregates.activate_instance(session, first.id)
     with pytest.raises(IntegrityError), store.session() as session:
         row = session.get(AggregateInstance, second.id)
         row.status = InstanceStatus.ACTIVE.value  # bypass activate_instance on purpose
         session.flush()
     with store.session() as session:
-        assert cat.active_instance(session, definition.id).id == first.id
+        assert aggregates.active_instance(session, definition.id).id == first.id
 
 
 def test_activation_swaps_and_schedules_the_old_table_drop(store: Store, cube) -> None:
     now = datetime(2024, 5, 1, 12, tzinfo=UTC)
     with store.session() as session:
         definition = _definition(session, cube)
-        old = cat.create_instance(session, definition, table_name="as_agg_old")
-        new = cat.create_instance(session, definition, table_name="as_agg_new")
-        assert cat.activate_instance(session, old.id, now=now) is None
+        old = aggregates.create_instance(session, definition, table_name="as_agg_old")
+        new = aggregates.create_instance(session, definition, table_name="as_agg_new")
+        assert aggregates.activate_instance(session, old.id, now=now) is None
     with store.session() as session:
-        replaced = cat.activate_instance(session, new.id, grace=timedelta(minutes=5), now=now)
+        replaced = aggregates.activate_instance(
+            session, new.id, grace=timedelta(minutes=5), now=now
+        )
         assert replaced is not None and replaced.id == old.id
     with store.session() as session:
-        old_row = cat.get_instance(session, "default", old.id)
+        old_row = aggregates.get_instance(session, "default", old.id)
         assert old_row.status == "deleted"
         assert old_row.drop_after == now + timedelta(minutes=5)
-        assert cat.active_instance(session, definition.id).id == new.id
-        assert cat.instances_to_drop(session, now + timedelta(minutes=4)) == []
-        due = cat.instances_to_drop(session, now + timedelta(minutes=5))
+        assert aggregates.active_instance(session, definition.id).id == new.id
+        assert aggregates.instances_to_drop(session, now + timedelta(minutes=4)) == []
+        due = aggregates.instances_to_drop(session, now + timedelta(minutes=5))
         assert [i.id for i in due] == [old.id]
-        cat.mark_table_dropped(session, old.id, now=now + timedelta(minutes=6))
-        assert cat.instances_to_drop(session, now + timedelta(hours=1)) == []
+        aggregates.mark_table_dropped(session, old.id, now=now + timedelta(minutes=6))
+        assert aggregates.instances_to_drop(session, now + timedelta(hours=1)) == []
 
 
 def test_failed_activation_leaves_the_old_instance_active(store: Store, cube) -> None:
     with store.session() as session:
         definition = _definition(session, cube)
-        old = cat.create_instance(session, definition)
-        new = cat.create_instance(session, definition)
-        cat.activate_instance(session, old.id)
+        old = aggregates.create_instance(session, definition)
+        new = aggregates.create_instance(session, definition)
+        aggregates.activate_instance(session, old.id)
     with pytest.raises(RuntimeError), store.session() as session:
-        cat.activate_instance(session, new.id)
+        aggregates.activate_instance(session, new.id)
         raise RuntimeError("warehouse rename failed")
     with store.session() as session:
-        assert cat.active_instance(session, definition.id).id == old.id
-        assert cat.get_instance(session, "default", new.id).status == "pending"
+        assert aggregates.active_instance(session, definition.id).id == old.id
+        assert aggregates.get_instance(session, "default", new.id).status == "pending"
 
 
 def test_instance_status_updates_and_listing(store: Store, cube) -> None:
     start = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     with store.session() as session:
         definition = _definition(session, cube)
-        inst = cat.create_instance(session, definition)
-        cat.set_instance_status(
+        inst = aggregates.create_instance(session, definition)
+        aggregates.set_instance_status(
             session, inst.id, "failed", error="boom", number_of_rows=0,
             materialization_start_time=start, build_duration=1.5,
         )  # fmt: skip
-        cat.create_instance(session, definition)
+        aggregates.create_instance(session, definition)
         with pytest.raises(InvalidValueError, match="activate_instance"):
-            cat.set_instance_status(session, inst.id, "active")
+            aggregates.set_instance_status(session, inst.id, "active")
         with pytest.raises(InvalidValueError, match="colour"):
-            cat.set_instance_status(session, inst.id, "failed", colour="red")
+            aggregates.set_instance_status(session, inst.id, "failed", colour="red")
     with store.session() as session:
         failed, total = views.list_instances(session, "default", status="failed")
         assert total == 1 and failed[0].error == "boom"
@@ -195,7 +197,7 @@ def test_instance_status_updates_and_listing(store: Store, cube) -> None:
         _, total = views.list_instances(session, "default", cube_id=cube.cube_id)
         assert total == 2
         with pytest.raises(NotFoundError):
-            cat.get_instance(session, "elsewhere", inst.id)
+            aggregates.get_instance(session, "elsewhere", inst.id)
 
 
 @pytest.mark.postgres
@@ -208,19 +210,19 @@ def test_racing_activations_leave_exactly_one_active(pg_database: str) -> None:
         with store.session() as session:
             project = cat.upsert_project(session, "default", "p", name="p")
             cube = cat.upsert_cube(session, project, "c", "c")
-            definition = cat.upsert_definition(
+            definition = aggregates.upsert_definition(
                 session, cube, unique_name="a", name="a", type="user_defined",
                 subtype="manual", fingerprint="f", spec={}, fact_dataset="f",
                 connection_id="w",
             )  # fmt: skip
-            old, new1, new2 = (cat.create_instance(session, definition) for _ in range(3))
-            cat.activate_instance(session, old.id)
+            old, new1, new2 = (aggregates.create_instance(session, definition) for _ in range(3))
+            aggregates.activate_instance(session, old.id)
         first_done = threading.Event()
         release = threading.Event()
 
         def first() -> None:
             with store.session() as session:
-                cat.activate_instance(session, new1.id)
+                aggregates.activate_instance(session, new1.id)
                 first_done.set()
                 release.wait(10)
 
@@ -229,12 +231,12 @@ def test_racing_activations_leave_exactly_one_active(pg_database: str) -> None:
         assert first_done.wait(10)
         threading.Timer(0.3, release.set).start()  # commit while the second one waits
         with pytest.raises(ConflictError, match="active instance"), store.session() as session:
-            cat.activate_instance(session, new2.id)
+            aggregates.activate_instance(session, new2.id)
         thread.join(10)
         with store.session() as session:
             active, total = views.list_instances(session, "default", status="active")
             assert total == 1 and active[0].id == new1.id
-            assert cat.get_instance(session, "default", old.id).status == "deleted"
+            assert aggregates.get_instance(session, "default", old.id).status == "deleted"
     finally:
         store.dispose()
 
@@ -247,14 +249,14 @@ def test_estimates_come_from_each_definitions_latest_successful_build(store: Sto
         built = _definition(session, cube, "built")
         never = _definition(session, cube, "never")
         for minutes, seconds, status in ((1, 40.0, "deleted"), (2, 2.5, "failed"), (3, 3.2, None)):
-            inst = cat.create_instance(session, built)
-            cat.set_instance_status(
+            inst = aggregates.create_instance(session, built)
+            aggregates.set_instance_status(
                 session, inst.id, status or "inprogress", build_duration=seconds,
                 materialization_end_time=t0 + timedelta(minutes=minutes),
             )  # fmt: skip
             if status is None:
-                cat.activate_instance(session, inst.id)
-        durations = cat.last_build_seconds(session, cube.cube_id)
+                aggregates.activate_instance(session, inst.id)
+        durations = aggregates.last_build_seconds(session, cube.cube_id)
         assert durations[built.id] == (3.2, True)  # the latest success, not the failure
         assert durations[never.id] == (0.0, False)
         assert estimate_seconds(session, cube.cube_id, "full-rebuild") == 4

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from aggsched.store import (
     ConflictError,
     Store,
+    aggregates,
     batches,
     catalog,
     queue,
@@ -85,11 +86,11 @@ def test_pruned_batches_leave_their_instances_and_executions_unlinked(store: Sto
     old = _batches(store, cube, 3)
     with store.session() as s:
         row = s.get(Cube, cube.cube_id)
-        definition = catalog.upsert_definition(
+        definition = aggregates.upsert_definition(
             s, row, unique_name="d", name="d", type="user_defined", subtype="manual",
             fingerprint="f", spec={}, fact_dataset="x", connection_id="c",
         )  # fmt: skip
-        instance = catalog.create_instance(s, definition, batch_id=old[0])
+        instance = aggregates.create_instance(s, definition, batch_id=old[0])
         job = schedules.create_schedule(
             s, org_id="default", project_id=cube.project_id, cube_id=cube.cube_id,
             time_expression="0 0 1 * * ?", next_fire_at=None,

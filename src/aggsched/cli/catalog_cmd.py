@@ -20,7 +20,7 @@ from aggsched.cli.common import (
 from aggsched.engine.publish import PublishError, publish_path
 from aggsched.planning.sqlgen import dialect_name
 from aggsched.sml import SourceError
-from aggsched.store import catalog
+from aggsched.store import aggregates, catalog
 from aggsched.store.errors import StoreError
 from aggsched.warehouse import WarehouseConfigError, redact_url, validate_url
 
@@ -167,9 +167,9 @@ def projects(org: str = OrgOption, as_json: bool = JsonOption) -> None:
             cubes = []
             for cube in catalog.list_cubes(s, project.id):
                 definitions = []
-                for d in catalog.cube_definitions(s, cube.id, include_removed=False):
-                    latest = catalog.definition_instances(s, d.id)
-                    active = catalog.active_instance(s, d.id)
+                for d in aggregates.cube_definitions(s, cube.id, include_removed=False):
+                    latest = aggregates.definition_instances(s, d.id)
+                    active = aggregates.active_instance(s, d.id)
                     definitions.append(
                         {
                             "id": str(d.id),

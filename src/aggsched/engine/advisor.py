@@ -37,7 +37,7 @@ from aggsched.planning.naming import sanitize
 from aggsched.planning.partials import ROLLUP
 from aggsched.planning.plan import BatchType
 from aggsched.planning.spec import DefinitionSpec
-from aggsched.store import Store, batches, catalog, org_settings, utcnow
+from aggsched.store import Store, aggregates, batches, catalog, org_settings, utcnow
 from aggsched.store import advisor as records
 from aggsched.store import queries as query_log
 from aggsched.store.models import (
@@ -330,7 +330,7 @@ class Advisor:
         with self.store.session() as s:
             cube = catalog.get_cube_by_id(s, org_id, cube_id)
             for proposal in report.proposals:
-                definition = catalog.upsert_definition(
+                definition = aggregates.upsert_definition(
                     s, cube, unique_name=proposal.name, name=proposal.name,
                     type=DefinitionType.SYSTEM_DEFINED, subtype=DefinitionSubtype.DEMAND_DEFINED,
                     fingerprint=proposal.spec.fingerprint(), spec=proposal.spec.to_dict(),
@@ -342,9 +342,9 @@ class Advisor:
                     "benefit": proposal.benefit, "estimated_rows": proposal.rows,
                     "advised_at": self.clock().isoformat(),
                 }  # fmt: skip
-                catalog.assign_view_name(s, definition)
-                if not catalog.definition_instances(s, definition.id, [InstanceStatus.PENDING]):
-                    catalog.create_instance(s, definition)
+                aggregates.assign_view_name(s, definition)
+                if not aggregates.definition_instances(s, definition.id, [InstanceStatus.PENDING]):
+                    aggregates.create_instance(s, definition)
                 proposal.definition_id = definition.id
             scheduled = org_settings.get_bool_setting(s, org_id, "aggregates.new.build.scheduled")
             if report.proposals and not scheduled:
@@ -398,10 +398,10 @@ def _existing(s: Session, cube: Cube) -> list[tuple[selection.Grain, float, str]
     """Every buildable definition with a table (or one on its way): its grains, rows and
     id — already chosen, whatever their type."""
     found = []
-    for d in catalog.cube_definitions(s, cube.id, buildable=True):
+    for d in aggregates.cube_definitions(s, cube.id, buildable=True):
         if d.blocked:
             continue
-        live = catalog.definition_instances(s, d.id, LIVE_STATUSES)
+        live = aggregates.definition_instances(s, d.id, LIVE_STATUSES)
         if not live:
             continue
         rows = max((i.number_of_rows or 0) for i in live) or 1
@@ -432,12 +432,12 @@ def _retire(
             grace = org_settings.get_int_setting(
                 s, cube.org_id, "aggregates.instance.drop.graceSeconds"
             )
-            for instance in catalog.definition_instances(s, d.id, LIVE_STATUSES):
-                catalog.set_instance_status(
+            for instance in aggregates.definition_instances(s, d.id, LIVE_STATUSES):
+                aggregates.set_instance_status(
                     s, instance.id, InstanceStatus.INVALID, message=f"retired: {why}",
                     drop_after=now + timedelta(seconds=max(0, grace)),
                 )  # fmt: skip
-            catalog.mark_definition_removed(s, d, now)
+            aggregates.mark_definition_removed(s, d, now)
     return doomed
 
 

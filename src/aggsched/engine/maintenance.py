@@ -40,7 +40,7 @@ from aggsched import telemetry
 from aggsched.engine.advisor import Advisor, advise_organization
 from aggsched.engine.builds import WarehouseOpener, drop_expired_tables
 from aggsched.engine.scheduler import next_fire_time
-from aggsched.store import Store, batches, catalog, org_settings, retention, utcnow
+from aggsched.store import Store, aggregates, batches, catalog, org_settings, retention, utcnow
 from aggsched.store import maintenance as records
 from aggsched.store import queries as query_log
 from aggsched.store.errors import ConflictError, StoreError
@@ -216,7 +216,7 @@ def repair_views(ctx: MaintenanceContext) -> ItemResult:
                     continue
                 wh.drop_view(schema, v.view_name)
                 with ctx.store.session() as s:
-                    catalog.set_view(s, v.definition_id, None, None)
+                    aggregates.set_view(s, v.definition_id, None, None)
                 result.did(f"dropped view {schema}.{v.view_name}: no active table")
                 continue
             if exists and v.view_table == v.target_table and v.view_schema == schema:
@@ -229,7 +229,7 @@ def repair_views(ctx: MaintenanceContext) -> ItemResult:
                 continue
             wh.replace_view(schema, v.view_name, v.target_table)
             with ctx.store.session() as s:
-                catalog.set_view(s, v.definition_id, schema, v.target_table)
+                aggregates.set_view(s, v.definition_id, schema, v.target_table)
             result.did(f"pointed view {schema}.{v.view_name} at {schema}.{v.target_table}")
         except WarehouseError as exc:
             result.problems.append(f"view {v.view_name} on {redact_url(url)}: {exc}")
@@ -301,7 +301,7 @@ def drop_expired(ctx: MaintenanceContext) -> ItemResult:
     with ctx.store.session() as s:
         due = {
             i.id: f"{i.table_schema}.{i.table_name}"
-            for i in catalog.instances_to_drop(s, limit=500)
+            for i in aggregates.instances_to_drop(s, limit=500)
         }
     if ctx.dry_run:
         for name in due.values():

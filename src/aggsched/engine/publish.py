@@ -35,7 +35,7 @@ from aggsched.sml import (
     read_source,
     system_aggregates,
 )
-from aggsched.store import Store, catalog, limits, org_settings, utcnow
+from aggsched.store import Store, aggregates, catalog, limits, org_settings, utcnow
 from aggsched.store.models import (
     AggregateDefinition,
     BatchType,
@@ -235,7 +235,7 @@ def _sync_definitions(
     definitions: Sequence[_Planned | _Invalid],
     queryable: CubeSpec | None = None,
 ) -> list[DefinitionChange]:
-    existing = {d.unique_name: d for d in catalog.cube_definitions(session, cube.id)}
+    existing = {d.unique_name: d for d in aggregates.cube_definitions(session, cube.id)}
     changes = []
     for item in definitions:
         if isinstance(item, _Invalid):
@@ -251,7 +251,7 @@ def _sync_definitions(
         change = Change.ADDED if current is None or current.removed_at else Change.CHANGED
         if current is not None:
             _invalidate(session, current, f"definition {change.value} by republish")
-        definition = catalog.upsert_definition(
+        definition = aggregates.upsert_definition(
             session,
             cube,
             unique_name=name,
@@ -266,8 +266,8 @@ def _sync_definitions(
             connection_id=item.spec.connection,
             incremental=item.spec.incremental is not None,
         )
-        catalog.assign_view_name(session, definition)
-        catalog.create_instance(session, definition)
+        aggregates.assign_view_name(session, definition)
+        aggregates.create_instance(session, definition)
         changes.append(DefinitionChange(cube.unique_name, name, change))
     for gone in existing.values():
         if gone.removed_at is not None:
@@ -280,7 +280,7 @@ def _sync_definitions(
                 continue
             why = f"demand-defined aggregate no longer resolves after republish: {kept}"
         _invalidate(session, gone, why)
-        catalog.mark_definition_removed(session, gone)
+        aggregates.mark_definition_removed(session, gone)
         changes.append(
             DefinitionChange(cube.unique_name, gone.unique_name, Change.REMOVED, reason=why)
         )
@@ -307,7 +307,7 @@ def _keep_demand_defined(
     definition.spec = spec.to_dict()
     definition.fingerprint = spec.fingerprint()
     definition.incremental = spec.incremental is not None
-    catalog.create_instance(session, definition)
+    aggregates.create_instance(session, definition)
     return Change.CHANGED
 
 
@@ -318,7 +318,7 @@ def _store_invalid(
     built before (when a republish broke it) is invalidated too."""
     if current is not None and current.invalid_reason is None:
         _invalidate(session, current, f"definition invalid after republish: {item.reason}")
-    catalog.upsert_definition(
+    aggregates.upsert_definition(
         session, cube, unique_name=item.name, name=item.label or item.name,
         type=DefinitionType.USER_DEFINED, subtype=DefinitionSubtype.MANUAL,
         fingerprint=item.fingerprint(), spec={},
@@ -333,8 +333,8 @@ def _invalidate(session: Session, definition: AggregateDefinition, why: str) -> 
     """Pending and active instances of a changed or removed definition become invalid;
     their tables (if any) are dropped by the next batch."""
     now = utcnow()
-    for instance in catalog.definition_instances(session, definition.id, LIVE_STATUSES):
-        catalog.set_instance_status(
+    for instance in aggregates.definition_instances(session, definition.id, LIVE_STATUSES):
+        aggregates.set_instance_status(
             session, instance.id, InstanceStatus.INVALID, message=why, drop_after=now
         )
 
@@ -342,7 +342,7 @@ def _invalidate(session: Session, definition: AggregateDefinition, why: str) -> 
 def _queue_pending(session: Session, project_id: uuid.UUID, requested_by: str) -> list[uuid.UUID]:
     queued = []
     for cube in catalog.list_cubes(session, project_id):
-        if catalog.cube_has_pending_instances(session, cube.id):
+        if aggregates.cube_has_pending_instances(session, cube.id):
             batch = queue_batch(
                 session, cube, BatchType.MATERIALIZE_PENDING, requested_by=requested_by
             ).batch

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from aggsched.engine.recovery import recover_cube
-from aggsched.store import batches, catalog
+from aggsched.store import aggregates, batches, catalog
 from aggsched.store.models import (
     BatchType,
     BuildBatch,
@@ -39,7 +39,7 @@ class Queued:
 
 def estimate_seconds(session: Session, cube_id: uuid.UUID, batch_type: BatchType | str) -> int:
     """Sum of the last build time of each definition the batch will build (0 if unknown)."""
-    return _estimate(catalog.last_build_seconds(session, cube_id), batch_type)
+    return _estimate(aggregates.last_build_seconds(session, cube_id), batch_type)
 
 
 def _estimate(seconds: Mapping[uuid.UUID, tuple[float, bool]], batch_type: BatchType | str) -> int:
@@ -152,7 +152,7 @@ def queue_batches(
         for cube, row in pending.items()
         if cube in wanted and _WORK[wanted[cube]] > _WORK[BatchType(row.batch_type)]
     }
-    seconds = catalog.last_build_seconds_by_cube(session, [*new, *upgrade])
+    seconds = aggregates.last_build_seconds_by_cube(session, [*new, *upgrade])
     for cube, row in new.items():
         row["batch_type"] = wanted[cube]
         row["estimate_time"] = _estimate(seconds.get(cube, {}), wanted[cube])

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from aggsched.store import batches, catalog, org_settings, queue, utcnow
+from aggsched.store import aggregates, batches, org_settings, queue, utcnow
 from aggsched.store.models import BatchStatus, BuildBatch, Cube
 from aggsched.store.notify import notify_batches_queued
 
@@ -56,7 +56,7 @@ def recover(
     )
     recovered = []
     for batch in stale:
-        failed = catalog.fail_unfinished_instances(session, batch.id, WORKER_LOST, when)
+        failed = aggregates.fail_unfinished_instances(session, batch.id, WORKER_LOST, when)
         if batch.status == BatchStatus.PENDING.value:
             batch.message = f"re-queued after attempt {batch.attempts}: {WORKER_LOST}"
         else:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from aggsched.engine.builds import BatchRunner, CancelToken, WarehouseOpener, drop_expired_tables
 from aggsched.engine.queueing import queue_batch
 from aggsched.engine.recovery import WORKER_LOST, Recovered, recover
-from aggsched.store import Store, batches, catalog, queue, utcnow
+from aggsched.store import Store, aggregates, batches, catalog, queue, utcnow
 from aggsched.store.errors import ConflictError, StoreError
 from aggsched.store.models import BatchStatus
 from aggsched.store.notify import BATCHES_CHANNEL, ChangeFeed, notify_batches_queued
@@ -176,7 +176,7 @@ class WorkerPool:
                 full.setdefault(org, []).append(name)
         cubes: set[uuid.UUID] = set()
         for org, names in full.items():
-            cubes |= catalog.cubes_using_connections(session, org, names)
+            cubes |= aggregates.cubes_using_connections(session, org, names)
         return cubes
 
     def _claim(self, worker_id: str) -> _Claimed | None:
@@ -185,7 +185,7 @@ class WorkerPool:
             batch = queue.claim_next_batch(s, worker_id, exclude_cube_ids=exclude)
             if batch is None:
                 return None
-            names = catalog.cube_connection_names(s, batch.cube_id)
+            names = aggregates.cube_connection_names(s, batch.cube_id)
             claimed = _Claimed(batch.id, batch.org_id, batch.cube_id, batch.batch_type,
                                frozenset((batch.org_id, n) for n in names))  # fmt: skip
             self._per_connection.update(claimed.connections)
@@ -211,7 +211,7 @@ class WorkerPool:
 
     def _fail(self, claimed: _Claimed, worker_id: str, message: str) -> None:
         with suppress(StoreError), self.store.session() as s:
-            catalog.fail_unfinished_instances(s, claimed.batch_id, message)
+            aggregates.fail_unfinished_instances(s, claimed.batch_id, message)
             with suppress(ConflictError):
                 batches.finish_batch(s, claimed.batch_id, BatchStatus.FAILED,
                                      worker_id=worker_id, message=message[:4000])  # fmt: skip

@@ -111,3 +111,21 @@ def build_order(specs: Sequence[DefinitionSpec]) -> list[int]:
     scan the base tables anyway and may serve as sources for coarser derivable ones.
     """
     return sorted(range(len(specs)), key=lambda i: (-len(specs[i].attributes), specs[i].name))
+
+
+def possible_sources(specs: Sequence[DefinitionSpec], order: Sequence[int]) -> list[set[int]]:
+    """For each spec (by index), the specs built before it in `order` that could serve one
+    of its components — what it must wait for when several aggregates are built at once.
+
+    Built one after another, an aggregate picks the smallest source among everything built
+    before it (`choose_sources`); built in parallel it must not start before those
+    candidates are finished, or it would read the base tables where a serial build rolls
+    up. The sets only name earlier steps, so waiting on them never deadlocks.
+    """
+    waits: list[set[int]] = [set() for _ in specs]
+    for pos, i in enumerate(order):
+        parts = specs[i].components()
+        for j in order[:pos]:
+            if any(serving_parts(part, specs[j]) for part in parts):
+                waits[i].add(j)
+    return waits

@@ -144,9 +144,8 @@ def _part_select(
     if group and reader.groups:
         select = select.group_by(*group, copy=False)
     if part.semi is not None:
-        select = _pick_semi(
-            select, part.semi[0], [k for keys, n in grain for k in (*keys, *([n] if n else []))]
-        )
+        flat = [k for keys, n in grain for k in (*keys, *([n] if n else []))]
+        select = _pick_semi(select, part.semi[0], flat, part.metrics)
     return select
 
 
@@ -214,7 +213,12 @@ class _AggregateReader:
         value: exp.Expression = {"sum": exp.Sum, "min": exp.Min, "max": exp.Max}[ROLLUP[partial]](
             this=column
         )
-        return sqlgen.cast(value, "BIGINT") if partial == "count" else value
+        if partial != "count":
+            return value
+        # COUNT over no rows is 0, SUM over no rows NULL: a grand total of an empty fact
+        # (its partitioned aggregate has no rows) must count 0 as the base tables do
+        zero = exp.Coalesce(this=value, expressions=[exp.Literal.number(0)])
+        return sqlgen.cast(zero, "BIGINT")
 
     def presence(self) -> exp.Expression | None:
         return sqlgen.slice_present(self.src, self.alias) if self.src.spec.others else None
@@ -227,28 +231,46 @@ class _AggregateReader:
         )
 
 
-def _pick_semi(inner: exp.Select, position: str, grain: list[str]) -> exp.Select:
-    """Keep, per output group, the rows of the first or last level value that has data
-    (the level's key order): a semi-additive metric is not added up over that level."""
+def _pick_semi(
+    inner: exp.Select, position: str, grain: list[str], metrics: Sequence[CubeMetric]
+) -> exp.Select:
+    """Per output group, the partials at the first or last level value (the level's key
+    order) where the metric is not empty, as AtScale's first/last non-empty: a
+    semi-additive metric is not added up over that level. A level value whose rows hold
+    only NULLs is skipped; a group with no such value keeps its row, the metric NULL."""
+    key = exp.column(ident(SEMI_KEY))
+    filled = [
+        exp.Not(this=exp.Is(this=final(m, lambda p, m=m: exp.column(ident(_partial_name(m, p)))),
+                            expression=exp.null()))
+        for m in metrics
+    ]  # fmt: skip
+    candidate = exp.Case(ifs=[exp.If(this=exp.and_(*filled), true=key)])
     pick = exp.Max if position == "last" else exp.Min
     window = exp.Window(
-        this=pick(this=exp.column(ident(SEMI_KEY))),
+        this=pick(this=candidate),
         partition_by=[exp.column(ident(c)) for c in grain] or None,
     )
     ranked = exp.select(exp.Star(), exp.alias_(window, ident(SEMI_PICK), copy=False)).from_(
         exp.alias_(inner.subquery(copy=False), ident("i"), table=True, copy=False), copy=False
     )
     cols = [c.alias_or_name for c in inner.expressions if c.alias_or_name != SEMI_KEY]
-    return (
-        exp.select(*(exp.column(ident(c)) for c in cols), copy=False)
-        .from_(
-            exp.alias_(ranked.subquery(copy=False), ident("w"), table=True, copy=False), copy=False
-        )
-        .where(
-            exp.EQ(this=exp.column(ident(SEMI_KEY)), expression=exp.column(ident(SEMI_PICK))),
+    picked = exp.EQ(this=key.copy(), expression=exp.column(ident(SEMI_PICK)))
+    items: list[exp.Expression] = [exp.column(ident(c)) for c in grain]
+    items += [
+        exp.alias_(
+            exp.Max(this=exp.Case(ifs=[exp.If(this=picked.copy(), true=exp.column(ident(c)))])),
+            ident(c),
             copy=False,
         )
+        for c in cols
+        if c not in grain
+    ]
+    select = exp.select(*items, copy=False).from_(
+        exp.alias_(ranked.subquery(copy=False), ident("w"), table=True, copy=False), copy=False
     )
+    if grain:  # one row per group, the picked level value's partials (NULL when none)
+        select = select.group_by(*(exp.column(ident(c)) for c in grain), copy=False)
+    return select
 
 
 # --- filters ------------------------------------------------------------------------
@@ -394,7 +416,7 @@ def _outer(
     select = exp.select(*(exp.alias_(e, ident(n), copy=False) for n, e in outputs.items())).from_(
         exp.alias_(inner.subquery(copy=False), ident(alias), table=True, copy=False), copy=False
     )
-    calcs = {m.name: m for m in resolved.metrics}
+    calcs = {m.name: m for m in (*resolved.filter_metrics, *resolved.metrics)}
 
     def filter_value(name: str) -> exp.Expression:
         out = calcs.get(name)

@@ -94,8 +94,9 @@ def parse_where(text: str) -> Filter:
 
     try:
         tree = sqlglot.parse_one(text, read="duckdb")
-    except sqlglot.errors.ParseError as exc:
-        detail = exc.errors[0] if exc.errors else {}
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, or TokenError (an open quote)
+        errors = getattr(exc, "errors", None)
+        detail = errors[0] if errors else {}
         where = f" at column {detail.get('col')}" if detail.get("col") else ""
         raise QueryError("where", f"cannot parse the filter{where}: {text!r}") from None
     return _from_sql(tree, exp)
@@ -110,6 +111,8 @@ def _from_sql(node: Any, exp: Any) -> Filter:
     negated = isinstance(node, exp.Not)
     inner = node.this if negated else node
     if isinstance(inner, exp.In):
+        if any(inner.args.get(k) for k in ("query", "unnest", "field")):
+            raise QueryError("where", f"in takes a list of values, got {inner.sql()!r}")
         values = tuple(_value(v, exp) for v in inner.expressions)
         return Condition(_name(inner.this, exp), "not_in" if negated else "in", values)
     if isinstance(inner, exp.Is) and isinstance(inner.expression, exp.Null):
@@ -137,6 +140,8 @@ def _value(node: Any, exp: Any) -> Any:
     if isinstance(node, exp.Literal):
         if node.is_string:
             return node.this
+        if node.this.isdigit():  # exact: a double would round integers past 2**53
+            return int(node.this)
         number = float(node.this)
         return int(number) if number.is_integer() and "." not in node.this else number
     if isinstance(node, exp.Boolean):

@@ -83,6 +83,8 @@ class ResolvedQuery:
     attribute_filter: Filter | None = None
     metric_filter: Filter | None = None
     bases: dict[str, CubeMetric] = field(default_factory=dict)
+    # the metrics the metric filter names (calculations among them need not be queried)
+    filter_metrics: tuple[OutputMetric, ...] = ()
 
     @property
     def facts(self) -> list[str]:
@@ -109,7 +111,7 @@ class _Resolver:
             return name
         if name in self.by_label:
             return self.by_label[name]
-        known = [*self.cube.metrics, *self.cube.calculations]
+        known = [*self.cube.metrics, *self.cube.calculations, *self.by_label]  # labels too
         raise QueryError(where, f'unknown metric "{name}"{_closest(name, known)}')
 
     def output_metric(self, name: str, where: str) -> OutputMetric:
@@ -216,7 +218,12 @@ class _Resolver:
         names = [a.name for a in self.cube.attributes]
         if not self._known(ref.name):
             return QueryError(where, f'unknown attribute "{ref.name}"{_closest(ref.name, names)}')
-        return QueryError(where, f"attribute {ref} matches nothing with that dimension or path")
+        named = [a for a in self.cube.attributes if ref.name in (a.name, a.level, a.dimension)]
+        found = "; ".join(dict.fromkeys(f"{a.describe()} in {a.dimension}" for a in named))
+        return QueryError(
+            where,
+            f"attribute {ref} matches nothing with that dimension or path (there is: {found})",
+        )
 
 
 def _walk(node: Filter | None) -> list[Condition]:
@@ -259,8 +266,11 @@ def _members(r: _Resolver, node: Filter | None) -> Filter | None:
         return Logical(node.op, tuple(_members(r, item) for item in node.items))  # type: ignore[misc]
     member = node.member
     if isinstance(member, str):
-        known = member in r.cube.metrics or member in r.cube.calculations or member in r.by_label
-        if not known:
+        if member in r.cube.metrics or member in r.cube.calculations:
+            pass
+        elif member in r.by_label:  # by label: the outer query knows metrics by name
+            member = r.by_label[member]
+        else:
             member = AttributeRef(member)
     return Condition(member, node.op, node.values)
 
@@ -324,6 +334,7 @@ def resolve(cube: CubeSpec, query: Query) -> ResolvedQuery:
         attribute_filter=attr_filter,
         metric_filter=metric_filter,
         bases=bases,
+        filter_metrics=tuple(filter_metrics),
     )
 
 
@@ -368,9 +379,9 @@ def _reach(
     attr = r.attribute(ref, fact, where)
     if attr is not None:
         return attr
-    if not r._known(ref.name):
-        raise r.unknown(ref, where)
     reach = r.reachable_from(ref)
+    if not r._known(ref.name) or not reach:
+        raise r.unknown(ref, where)
     names = ", ".join(f'"{m.name}"' for m in metrics)
     handling = {m.unrelated for m in metrics} - {None, "error"}
     note = ""

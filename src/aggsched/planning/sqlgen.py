@@ -26,6 +26,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects import DIALECTS
+from sqlglot.dialects.hive import Hive
 from sqlglot.dialects.spark import Spark
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
@@ -215,7 +216,7 @@ def _parse(
         if isinstance(parsed, _STATEMENTS) or (query and not isinstance(parsed, exp.Query)):
             kind = "a query" if query else "an expression"
             raise SqlGenerationError(f"the SQL of {what} must be {kind}: {sql!r}")
-        parsed = _portable(parsed, dialect)
+        parsed = _portable(parsed, dialect, attempt)
         if attempt is not None and attempt != dialect:
             _check_translation(parsed, dialect, what, attempt)
         return parsed
@@ -265,7 +266,19 @@ _EXTRACT_PARTS: dict[str, dict[type[exp.Expression], str]] = {
 }
 
 
-def _portable(expression: exp.Expression, dialect: str) -> exp.Expression:
+def _sunday_zero(node: exp.Expression) -> exp.Expression:
+    """Spark's DAYOFWEEK counts 1 (Sunday) to 7, where sqlglot's DayOfWeek (Snowflake's,
+    DuckDB's, PostgreSQL's DOW) counts 0 (Sunday) to 6; sqlglot renders it unchanged."""
+    if type(node) is exp.DayOfWeek:
+        return exp.cast(exp.Sub(this=node.copy(), expression=exp.Literal.number(1)), "INT")
+    return node
+
+
+def _portable(expression: exp.Expression, dialect: str, read: Read = None) -> exp.Expression:
+    """``expression`` (read in ``read``) with the date parts ``dialect`` would compute
+    otherwise rewritten: on Spark, a day of week from a non-Hive-family dialect."""
+    if dialect == "spark" and not isinstance(sqlglot.Dialect.get_or_raise(read), Hive):
+        expression = expression.transform(_sunday_zero, copy=False)
     parts = _EXTRACT_PARTS.get(dialect)
     if not parts:
         return expression
@@ -374,11 +387,13 @@ def relation_source(relation: Relation, alias: str, target: Target) -> exp.Expre
 _MISSING_FUNCTION = (
     re.compile(r"function ([\w.\"]+)\(", re.IGNORECASE),
     re.compile(r"function with name \"?([\w.]+)\"? does not exist", re.IGNORECASE),
+    re.compile(r"cannot resolve routine ([\w.`]+) on search path", re.IGNORECASE),  # Spark
 )
 _MISSING_COLUMN = (
     re.compile(r"column \"?([^\"\s]+?)\"? does not exist", re.IGNORECASE),
     re.compile(r"referenced column \"([^\"]+)\" not found", re.IGNORECASE),
     re.compile(r"does not have a column named \"([^\"]+)\"", re.IGNORECASE),
+    re.compile(r"with name ([\w.`]+) cannot be resolved", re.IGNORECASE),  # Spark
 )
 _CALL = re.compile(r"([A-Za-z_][\w$]*)\s*\(")
 
@@ -409,7 +424,7 @@ def blame(spec: DefinitionSpec, target: Target, message: str) -> str | None:
     for pattern in _MISSING_FUNCTION:
         match = pattern.search(message)
         if match:
-            name = match.group(1).replace('"', "").rsplit(".", 1)[-1].lower()
+            name = match.group(1).replace('"', "").replace("`", "").rsplit(".", 1)[-1].lower()
             for relation, column, sql in parts:
                 if name in {c.lower() for c in _CALL.findall(sql)}:
                     return f"the SQL of {_what(relation, column)}: {sql}"
@@ -417,10 +432,10 @@ def blame(spec: DefinitionSpec, target: Target, message: str) -> str | None:
         match = pattern.search(message)
         if not match:
             continue
-        name = match.group(1).rsplit(".", 1)[-1].lower()
-        quoted = f'"{name}"'
+        name = match.group(1).replace("`", "").rsplit(".", 1)[-1].lower()
+        quoted = (f'"{name}"', f"`{name}`")
         for relation, column, sql in parts:
-            if quoted in sql.lower():
+            if any(q in sql.lower() for q in quoted):
                 return f"the SQL of {_what(relation, column)}: {sql}"
         for relation in _relations(spec).values():
             declared = [c for c in relation.columns if c.lower() == name]
@@ -486,6 +501,14 @@ def partition_expr(spec: DefinitionSpec, dialect: str) -> exp.Expression:
         floor = exp.Floor(this=exp.Div(this=cast(value, "DOUBLE"), expression=width))
         return exp.Mul(this=cast(floor, "BIGINT"), expression=width.copy())
     return value
+
+
+def coarse_partitions(spec: DefinitionSpec) -> bool:
+    """Whether the partition column holds at most one value per month (a month, quarter
+    or year bucket of a date or timestamp): engines that store monthly partitions (Spark)
+    partition by it as it is, rather than by the month of each value."""
+    inc = spec.incremental
+    return bool(inc and not inc.partition_column and inc.bucket in ("month", "quarter", "year"))
 
 
 def partition_filter(spec: DefinitionSpec, dialect: str) -> exp.Expression:

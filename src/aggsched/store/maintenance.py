@@ -220,7 +220,7 @@ def invalidate_missing(
     ``pending`` instance for the cube's next batch. Nothing changes (None) when the
     instance is no longer active (the row is locked first) or its cube is building now.
     A table that still exists (damaged) is dropped after ``drop_after`` — never while an
-    active instance uses it (see ``catalog.instances_to_drop``); a missing one is marked
+    active instance uses it (see ``aggregates.instances_to_drop``); a missing one is marked
     dropped."""
     when = now or utcnow()
     instance = session.get(AggregateInstance, instance_id, with_for_update=True)

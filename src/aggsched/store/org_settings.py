@@ -58,6 +58,11 @@ SETTINGS: dict[str, SettingSpec] = {
     "aggregates.build.timeoutSeconds": SettingSpec(
         int, 0, "seconds one aggregate's build may run before it is cancelled; 0 = no limit"
     ),
+    "aggregates.build.parallelConnections": SettingSpec(
+        int, 2, "warehouse connections that build independent aggregates of one batch at "
+        "once (PostgreSQL; DuckDB uses its own threads for one aggregate at a time); 1 = "
+        "one after another"
+    ),
     "aggregates.instance.maxShrinkPercent": SettingSpec(
         int, 0, "a rebuilt aggregate with this many percent fewer rows than the active one "
         "does not replace it (0 = off; an empty table never replaces a non-empty one)"

@@ -26,7 +26,7 @@ from sqlglot import exp
 from aggsched.warehouse import sqlbuild
 from aggsched.warehouse.errors import WarehouseError
 
-Fetch = Literal["none", "all", "one", "table"]
+Fetch = Literal["none", "all", "one", "table", "count"]
 StopReason = Literal["cancel", "timeout"]
 T = TypeVar("T")
 
@@ -51,11 +51,19 @@ class Warehouse(ABC):
         self._running = 0  # generation number of the running statement, 0 when idle
         self._generation = 0
         self._stop_reason: StopReason | None = None
+        #: rows the last `create_table_as` wrote, when the engine reports it (else None)
+        self.rows_written: int | None = None
 
     # ----------------------------------------------------------------- statements
     def execute(self, sql: str, *, timeout: float | None = None) -> None:
         """Run one statement (or script) and discard any result."""
         self._run(sql, timeout, "none")
+
+    def execute_counted(self, sql: str, *, timeout: float | None = None) -> int | None:
+        """Run one statement; the number of rows it wrote (CREATE TABLE AS, INSERT) when
+        the engine reports it, else None — so a build needs no COUNT(*) afterwards."""
+        count = self._run(sql, timeout, "count")
+        return int(count) if count is not None else None
 
     def fetch_all(self, sql: str, *, timeout: float | None = None) -> list[tuple[Any, ...]]:
         """Run a query and return all rows as tuples."""
@@ -73,8 +81,13 @@ class Warehouse(ABC):
         return self._run(sql, timeout, "table")  # type: ignore[no-any-return]
 
     def render(self, expression: exp.Expression) -> str:
-        """SQL text of a sqlglot expression for this engine's dialect."""
-        return sqlbuild.for_dialect(expression, self.dialect).sql(dialect=self.dialect)
+        """SQL text of a sqlglot expression for this engine's dialect, every identifier
+        quoted (as `sqlgen.render` does): the model's own SQL, parsed with unquoted names,
+        keeps their case (``SHOP.STORES`` stays ``"SHOP"."STORES"`` on PostgreSQL, where
+        unquoted it would fold to lower case) and reads the same in a build as in a dry run."""
+        return sqlbuild.for_dialect(expression, self.dialect).sql(
+            dialect=self.dialect, identify=True
+        )
 
     def _run(self, sql: str, timeout: float | None, fetch: Fetch) -> Any:
         if timeout is not None and timeout <= 0:
@@ -195,16 +208,19 @@ class Warehouse(ABC):
         query: exp.Query,
         *,
         partition_by: Sequence[str] = (),
+        coarse_partitions: bool = False,
         timeout: float | None = None,
     ) -> str:
         """Create ``dest`` from ``query`` in one statement: it exists complete or not at
         all. ``partition_by`` names the incremental partition column, for engines that
-        store partitions apart (Spark); the others ignore it."""
+        store partitions apart (Spark); the others ignore it, and ``coarse_partitions``
+        (its values are month, quarter or year starts: `sqlgen.coarse_partitions`)."""
         create = sqlbuild.create_table_as(
             dest, query, dialect=self.dialect, partition_by=partition_by
         )
         sql = self.render(create)
-        self.execute(sql, timeout=timeout)
+        self.rows_written = None
+        self.rows_written = self.execute_counted(sql, timeout=timeout)
         return sql
 
     def replace_partitions(

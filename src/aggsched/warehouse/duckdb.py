@@ -150,6 +150,9 @@ class DuckDBWarehouse(Warehouse):
             if fetch == "table":
                 columns = [(d[0], portable_type(str(d[1]))) for d in self._cursor.description or ()]
                 return columns, self._cursor.fetchall()
+            if fetch == "count":  # DML and CREATE TABLE AS answer one row: the row count
+                row = self._cursor.fetchone() if self._cursor.description else None
+                return row[0] if row else None
             return None
         finally:
             if ticket is not None:

@@ -89,6 +89,8 @@ class PostgresWarehouse(Warehouse):
                     return cur.fetchone()
                 if fetch == "table":
                     return self._columns(conn, cur), cur.fetchall()
+                if fetch == "count":  # from the command tag, e.g. "SELECT 42"
+                    return cur.rowcount if cur.rowcount >= 0 else None
                 return None
             finally:
                 if timeout is not None and self._can_reset(conn):

@@ -17,7 +17,10 @@ build engine needs atomic is atomic another way: a full build is one CREATE TABL
 under a new name (a failed or cancelled one leaves no table); an incremental one is one
 ``INSERT OVERWRITE ... PARTITION`` whose new partitions replace the old ones only after the
 whole job succeeded (tables are created with ``partitionOverwriteMode=dynamic``). A date or
-timestamp partition column is partitioned by month (see ``create_table_as``).
+timestamp partition column is partitioned by month, unless it already is a month, quarter
+or year bucket (see ``create_table_as``). Partitions from the threshold on that the
+recomputation no longer produces are dropped by a second statement, as DELETE + INSERT
+removes their rows elsewhere (see ``replace_partitions``; not atomic with the overwrite).
 
 Every statement runs under a Spark job tag of its own; ``cancel()`` and timeouts interrupt
 that tag (the Connect interrupt API, or the in-process session's), so only that statement
@@ -45,6 +48,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -67,6 +71,8 @@ from aggsched.warehouse.errors import (
     WarehouseError,
 )
 from aggsched.warehouse.url import SparkLocal, spark_connect_url, spark_local, url_scheme
+
+_LOG = logging.getLogger(__name__)
 
 #: Session settings aggsched relies on (best effort on servers that refuse a setting:
 #: generated SQL does not need them, the tables' own options carry the overwrite mode).
@@ -418,24 +424,30 @@ class SparkWarehouse(Warehouse):
         query: exp.Query,
         *,
         partition_by: Sequence[str] = (),
+        coarse_partitions: bool = False,
         timeout: float | None = None,
     ) -> str:
         """As everywhere, plus Parquet partitions: by month when the partition column is a
-        date or timestamp (an extra column ``<column>__month``), else by its value.
+        date or timestamp (an extra column ``<column>__month``), else by its value; by its
+        value too when it is already a month, quarter or year (``coarse_partitions``), so
+        the table does not carry the same month twice.
 
         Why months: every partition is a directory and a file per build, and day
         partitions make thousands of tiny files (seven years of TPC-H ship dates: 2,526);
         on Spark's local file system each costs a chmod process, so a 2,526-partition
         table takes ~45 s to write where 84 monthly ones take ~3 s, and on a cluster small
         files slow every later read."""
-        if partition_by:
+        if partition_by and not coarse_partitions:
             (column,) = partition_by
             if self._is_temporal(query, column):
                 month = exp.alias_(_month_of(exp.column(sqlbuild.ident(column))),
                                    sqlbuild.ident(month_column(column)))  # fmt: skip
                 query = exp.select(exp.Star(), month).from_(query.subquery("built"))
                 partition_by = [month_column(column)]
-        return super().create_table_as(dest, query, partition_by=partition_by, timeout=timeout)
+        return super().create_table_as(
+            dest, query, partition_by=partition_by, coarse_partitions=coarse_partitions,
+            timeout=timeout,
+        )  # fmt: skip
 
     def replace_partitions(
         self,
@@ -449,13 +461,25 @@ class SparkWarehouse(Warehouse):
     ) -> str:
         """One ``INSERT OVERWRITE ... PARTITION``; with monthly partitions, the rows of
         ``since``'s month that come before ``since`` are carried over from the table
-        itself (dynamic overwrite stages the new partitions, so reading them is safe)."""
+        itself (dynamic overwrite stages the new partitions, so reading them is safe).
+
+        Dynamic overwrite replaces only the partitions the query writes, so a partition
+        from ``since`` on that it no longer produces at all (every fact row of it deleted)
+        would keep its old rows, where the other engines' DELETE removes them: such
+        partitions are found afterwards (one more run of the query, for its partition
+        values) and dropped (`_drop_stale_partitions`)."""
         month = month_column(partition_column)
         if month.lower() not in self._table_columns(dest):
-            return super().replace_partitions(
+            sql = super().replace_partitions(
                 dest, columns, query,
                 partition_column=partition_column, since=since, timeout=timeout,
             )  # fmt: skip
+            produced = exp.select(exp.column(sqlbuild.ident(partition_column))).from_(
+                query.subquery("produced")
+            )
+            return sql + self._drop_stale_partitions(
+                dest, partition_column, since, produced, timeout
+            )
         value = exp.column(sqlbuild.ident(partition_column))
         kept = (
             exp.select(*(exp.column(sqlbuild.ident(c)) for c in columns))
@@ -467,13 +491,67 @@ class SparkWarehouse(Warehouse):
         full = exp.select(
             *(exp.column(sqlbuild.ident(c)) for c in columns),
             exp.alias_(_month_of(value.copy()), sqlbuild.ident(month)),
-        ).from_(rows)
+        ).from_(rows.copy())
         table = dest.copy()
         table.set("partition", exp.Partition(expressions=[exp.column(sqlbuild.ident(month))]))
         target = exp.Schema(this=table, expressions=[sqlbuild.ident(c) for c in [*columns, month]])
         sql = self.render(exp.Insert(this=target, expression=full, overwrite=True))
         self.execute(sql, timeout=timeout)
-        return sql
+        produced = exp.select(_month_of(value.copy())).from_(rows)
+        return sql + self._drop_stale_partitions(
+            dest, month, _month_of(since.copy()), produced, timeout
+        )
+
+    def _drop_stale_partitions(
+        self,
+        dest: exp.Table,
+        key: str,
+        since: exp.Expression,
+        produced: exp.Select,
+        timeout: float | None,
+    ) -> str:
+        """Drop the partitions of ``dest`` whose ``key`` is at or past ``since`` and that
+        ``produced`` (the partition values just written) does not name; returns the
+        statement run (``;``-prefixed), or nothing. Run after the overwrite, so rows that
+        arrive meanwhile can only keep a stale partition until the next build, never
+        drop a fresh one. The overwrite was the step's commit: a cancel, timeout or error
+        here is logged, not raised (the stale partitions stay until the next build)."""
+        try:
+            return self._drop_stale(dest, key, since, produced, timeout)
+        except WarehouseError as exc:
+            _LOG.warning("stale partitions of %s left until the next build: %s",
+                         self.render(dest), exc)  # fmt: skip
+            return ""
+
+    def _drop_stale(
+        self,
+        dest: exp.Table,
+        key: str,
+        since: exp.Expression,
+        produced: exp.Select,
+        timeout: float | None,
+    ) -> str:
+        column = exp.column(sqlbuild.ident(key))
+        present = (
+            exp.select(column.copy())
+            .distinct()
+            .from_(dest.copy())
+            .where(exp.GTE(this=column.copy(), expression=since.copy()))
+        )
+        stale = self.fetch_all(
+            self.render(exp.except_(present, produced, distinct=True)), timeout=timeout
+        )
+        if not stale:
+            return ""
+        specs = [
+            exp.Partition(expressions=[exp.EQ(this=column.copy(), expression=_partition_value(v))])
+            for (v,) in stale
+        ]
+        action = exp.DropPartition(expressions=specs, exists=True)
+        drop = exp.Alter(this=dest.copy(), kind="TABLE", actions=[action])
+        sql = self.render(drop)
+        self.execute(sql, timeout=timeout)
+        return f";\n{sql}"
 
     def _is_temporal(self, query: exp.Query, column: str) -> bool:
         """Whether ``column`` of ``query``'s result is a date or timestamp (the query is
@@ -556,6 +634,14 @@ def _month_of(value: exp.Expression) -> exp.Expression:
     return exp.Anonymous(
         this="TRUNC", expressions=[exp.cast(value, "DATE"), exp.Literal.string("MM")]
     )
+
+
+def _partition_value(value: Any) -> exp.Literal:
+    """A partition value as a partition spec spells it (dates and timestamps as text,
+    which Spark casts to the partition column's type)."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
 
 
 def _parquet() -> exp.Properties:

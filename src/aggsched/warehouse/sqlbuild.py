@@ -144,7 +144,8 @@ def replace_partitions(
     Transactional engines: DELETE then INSERT, to be run in one transaction. Spark: one
     ``INSERT OVERWRITE ... PARTITION (column)`` that swaps in only the partitions the query
     writes, after the whole job succeeded; a partition at or past ``since`` that the query
-    no longer produces at all (every fact row of that value deleted) is left as it was.
+    no longer produces at all (every fact row of that value deleted) is left as it was by
+    this statement (``SparkWarehouse.replace_partitions`` drops it afterwards).
     """
     target = exp.Schema(this=dest.copy(), expressions=[ident(c) for c in columns])
     if dialect == "spark":

@@ -15,7 +15,7 @@ from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.errors import ApiError
 from aggsched.api.validation import IsoDateTime
-from aggsched.store import api_views, catalog, limits, org_settings, utcnow
+from aggsched.store import aggregates, api_views, limits, org_settings, utcnow
 from aggsched.store import queries as query_log
 from aggsched.store.models import (
     AggregateDefinition,
@@ -124,18 +124,18 @@ def deactivate(
     organization's grace period, so running queries finish); with ``block=true`` the
     definition is not built again until unblocked."""
     with store.session() as session:
-        definition = catalog.get_definition(session, org.org_id, definitionId)
-        instance = catalog.get_instance(session, org.org_id, instanceId)
+        definition = aggregates.get_definition(session, org.org_id, definitionId)
+        instance = aggregates.get_instance(session, org.org_id, instanceId)
         if instance.definition_id != definition.id:
             raise ApiError(404, f"aggregate instance {instanceId} not found in {definitionId}")
         if instance.status != InstanceStatus.DELETED.value:
-            catalog.set_instance_status(
+            aggregates.set_instance_status(
                 session, instance.id, InstanceStatus.DELETED,
                 drop_after=utcnow() + _drop_grace(session, org.org_id),
                 message="deactivated through the API",
             )  # fmt: skip
         if block:
-            catalog.set_definition_blocked(session, org.org_id, definition.id, True)
+            aggregates.set_definition_blocked(session, org.org_id, definition.id, True)
         return ok(present.instance(instance))
 
 
@@ -151,10 +151,10 @@ def reactivate(
     """Reactivate (``unblock=true``): the definition may be built again; when it has no
     live instance a pending one is created so the next batch builds it."""
     with store.session() as session:
-        definition = catalog.get_definition(session, org.org_id, definitionId)
+        definition = aggregates.get_definition(session, org.org_id, definitionId)
         if unblock:
-            catalog.set_definition_blocked(session, org.org_id, definition.id, False)
-            live = catalog.definition_instances(session, definition.id, LIVE)
+            aggregates.set_definition_blocked(session, org.org_id, definition.id, False)
+            live = aggregates.definition_instances(session, definition.id, LIVE)
             if not live and definition.removed_at is None:
-                catalog.create_instance(session, definition)
+                aggregates.create_instance(session, definition)
         return ok(definitions_page(session, [definition])[0])

@@ -12,7 +12,7 @@ from aggsched.api.bookmarks import HistoryBookmarks
 from aggsched.api.deps import Limit, Offset, OrgRead, OrgWrite, StoreDep
 from aggsched.api.envelope import Envelope, ok
 from aggsched.api.totals import TotalCounter
-from aggsched.store import api_views, batches, catalog
+from aggsched.store import aggregates, api_views, batches
 from aggsched.store.models import BatchStatus, BatchType
 
 router = APIRouter(prefix="/org/{orgId}/aggregates-creation/builds", tags=["builds"])
@@ -56,8 +56,8 @@ def build_history(
 def _detail(session: Session, batch_id: uuid.UUID, org_id: str) -> schemas.BatchDetail:
     row = batches.get_batch(session, batch_id, org_id)
     instances = []
-    for inst in catalog.batch_instances(session, row.id):
-        definition = catalog.get_definition(session, org_id, inst.definition_id)
+    for inst in aggregates.batch_instances(session, row.id):
+        definition = aggregates.get_definition(session, org_id, inst.definition_id)
         instances.append(present.batch_instance(inst, definition.name))
     return present.batch_detail(row, instances)
 
