@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from aggsched.api.envelope import timestamp
 from aggsched.store import ConflictError, NotFoundError, Store
 from aggsched.store import schedules as sch
 from aggsched.store.batches import create_batch
@@ -104,20 +105,44 @@ def test_schedule_page_with_each_newest_execution(store: Store, cube) -> None:
                 )  # fmt: skip
     with store.session() as session:
         rows = sch.schedule_page(session, "default", cube.cube_id)
-        assert [r.job_id for r in rows] == [j.job_id for j in jobs]  # oldest first
+        assert [r.job_id for r in rows] == [str(j.job_id) for j in jobs]  # oldest first, text
         latest = {r.job_id: (r.latest_id, r.latest_at) for r in rows}
         newest = {e.job_id: e for e in session.scalars(select(Execution))
                   if e.executed_at == max(x.executed_at for x in session.scalars(
                       select(Execution).where(Execution.job_id == e.job_id)))}  # fmt: skip
-        assert latest[jobs[0].job_id] == (newest[jobs[0].job_id].id, T0)
-        assert latest[jobs[1].job_id] == (newest[jobs[1].job_id].id, T0 + timedelta(hours=1))
-        assert latest[jobs[2].job_id] == (None, None)  # never fired
+        first, second = (str(jobs[i].job_id) for i in range(2))
+        assert latest[first] == (str(newest[jobs[0].job_id].id), timestamp(T0))
+        assert latest[second] == (
+            str(newest[jobs[1].job_id].id),
+            timestamp(T0 + timedelta(hours=1)),
+        )
+        assert latest[str(jobs[2].job_id)] == (None, None)  # never fired
+        assert rows[0].created_at == timestamp(jobs[0].created_at)
+        assert rows[0].next_fire_at == timestamp(jobs[0].next_fire_at)
         page = sch.schedule_page(session, "default", cube.cube_id, limit=1, offset=1)
-        assert [r.job_id for r in page] == [jobs[1].job_id]
+        assert [r.job_id for r in page] == [second]
         sch.delete_schedule(session, "default", jobs[0].job_id)
         assert [r.job_id for r in sch.schedule_page(session, "default", cube.cube_id)] == [
-            jobs[1].job_id, jobs[2].job_id
+            second, str(jobs[2].job_id)
         ]  # fmt: skip
+
+
+def test_schedule_page_times_as_api_text(store: Store, cube) -> None:
+    """Whole seconds and far-off years come back in ``timestamp()``'s exact form."""
+    whole = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    with store.session() as session:
+        job = _schedule(session, cube, next_fire_at=whole)
+        sch.record_execution(
+            session, job, scheduled_fire_time=whole, executed_at=whole + timedelta(microseconds=7)
+        )
+    with store.session() as session:
+        (row,) = sch.schedule_page(session, "default", cube.cube_id)
+        assert row.next_fire_at == "2031-05-06T07:08:09.000000Z" == timestamp(whole)
+        assert row.latest_at == "2031-05-06T07:08:09.000007Z"
+        sch.set_schedule_active(session, "default", job.job_id, False)
+    with store.session() as session:
+        (row,) = sch.schedule_page(session, "default", cube.cube_id)
+        assert row.next_fire_at is None and row.active is False
 
 
 def test_due_schedules_claim_only_active_due_ones(store: Store, cube) -> None:

@@ -33,6 +33,7 @@ from aggsched.api.routers import (
 )
 from aggsched.api.totals import TotalCounter
 from aggsched.config import Settings
+from aggsched.engine.node import freeze_startup_heap
 from aggsched.engine.queries import QueryService
 from aggsched.store import Store
 from aggsched.store import catalog as store_catalog
@@ -63,6 +64,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_heap()  # full collections would walk the whole app mid-request
         yield
         query_service.close()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+import orjson
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
@@ -51,6 +53,13 @@ class ErrorEnvelope(BaseModel):
 def ok(payload: object) -> dict[str, object]:
     """Wrap ``payload`` in the success envelope."""
     return {"response": payload, "status": {"i18n_message": OK_I18N, "message": "OK"}}
+
+
+def ok_json(payload: object) -> Response:
+    """The success envelope around ``payload`` (plain JSON types only), encoded by
+    orjson: for large lists several times faster than the stdlib encoder behind
+    ``JSONResponse``, and FastAPI does not validate a ``Response`` again."""
+    return Response(orjson.dumps(ok(payload)), media_type="application/json")
 
 
 def timestamp(value: datetime | None) -> str:

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from aggsched.api import schemas
-from aggsched.api.envelope import timestamp
+from aggsched.api.envelope import ZERO_TIME, timestamp
 from aggsched.engine.maintenance import MaintenanceReport
 from aggsched.store import tokens
 from aggsched.store.models import (
@@ -21,6 +21,7 @@ from aggsched.store.models import (
     Schedule,
 )
 from aggsched.store.queries import HitStats
+from aggsched.store.schedules import ListedSchedule
 from aggsched.warehouse.url import redact_url
 
 
@@ -90,24 +91,30 @@ def schedule(row: Schedule, latest: Execution | None) -> schemas.ScheduleOut:
     )  # fmt: skip
 
 
-def listed_schedule(row: Any) -> dict[str, object]:
-    """A row of ``schedules.schedule_page`` (a schedule's columns, ``latest_id`` and
-    ``latest_at``) as the ``ScheduleOut`` JSON object, built directly: a list answers
-    with a thousand of these, and a model per item costs more than the query."""
-    job_id = str(row.job_id)
-    latest = (
-        {"executedAt": timestamp(row.latest_at), "id": str(row.latest_id), "jobId": job_id}
-        if row.latest_id is not None
-        else {"executedAt": timestamp(None), "id": "", "jobId": ""}
-    )
-    return {
-        "created_at": timestamp(row.created_at), "created_by_user": row.created_by_user,
-        "cube_id": str(row.cube_id), "full_build": row.full_build, "job_id": job_id,
-        "latest_execution": latest, "organization_Id": row.org_id, "path": row.path,
-        "project_id": str(row.project_id), "time_expression": row.time_expression,
-        "time_zone": row.time_zone, "active": row.active,
-        "next_fire_at": timestamp(row.next_fire_at),
-    }  # fmt: skip
+def listed_schedules(
+    rows: list[ListedSchedule], org_id: str, project_id: uuid.UUID, cube_id: uuid.UUID
+) -> list[dict[str, object]]:
+    """``schedules.schedule_page`` rows (ids and times already API text) as
+    ``ScheduleOut`` JSON objects, built directly: a list answers with a thousand of
+    these, and a model, a UUID or a datetime per item costs more than the query. The
+    org, project and cube are the request's, the same for every item."""
+    project, cube = str(project_id), str(cube_id)
+    never = {"executedAt": ZERO_TIME, "id": "", "jobId": ""}
+    return [
+        {
+            "created_at": created_at, "created_by_user": user, "cube_id": cube,
+            "full_build": full_build, "job_id": job_id,
+            "latest_execution": (
+                {"executedAt": latest_at, "id": latest_id, "jobId": job_id}
+                if latest_id is not None else never
+            ),
+            "organization_Id": org_id, "path": path, "project_id": project,
+            "time_expression": text, "time_zone": zone, "active": active,
+            "next_fire_at": next_fire_at or ZERO_TIME,
+        }
+        for (job_id, created_at, user, full_build, path, text, zone, active, next_fire_at,
+             latest_id, latest_at) in rows
+    ]  # fmt: skip
 
 
 def instance(row: AggregateInstance, hits: HitStats | None = None) -> schemas.InstanceOut:

@@ -120,16 +120,21 @@ def _plan(
 ) -> tuple[list[_Due], dict[uuid.UUID, datetime | None]]:
     """Pure part of a pass: which rows fire (misfire or not) and each one's next fire.
 
-    A row whose stored expression no longer parses stops firing (next fire None).
+    A row whose stored expression no longer parses stops firing (next fire None). Rows
+    due at the same time with the same expression and zone (common: a pass holds the
+    fires of one instant) share one next-fire computation.
     """
     due: list[_Due] = []
     advance: dict[uuid.UUID, datetime | None] = {}
+    computed: dict[tuple[str, str, datetime], datetime | None] = {}
     for row in claimed:
         misfire = now - row.next_fire_at > misfire_threshold
+        key = (row.time_expression, row.time_zone, now if misfire else row.next_fire_at)
         try:
-            upcoming = next_fire_time(
-                row.time_expression, row.time_zone, now if misfire else row.next_fire_at
-            )
+            if key in computed:
+                upcoming = computed[key]
+            else:
+                upcoming = computed[key] = next_fire_time(*key)
         except CronError as exc:
             with telemetry.log_context(job_id=row.job_id, org_id=row.org_id):
                 log.error("schedule %s: stored expression %r is invalid (%s); it stops firing",
@@ -208,9 +213,10 @@ def fire_due(
 ) -> tuple[list[Firing], int]:
     """Fire up to ``limit`` schedules due at ``now`` in the caller's transaction.
 
-    Set-based: one statement claims the due rows, one locks their cubes (in id order, so
-    nodes cannot deadlock), a few queue or coalesce the batches and store the executions,
-    one moves every ``next_fire_at`` on; the fire times are computed in Python between.
+    Set-based: one statement claims the due rows, one moves every ``next_fire_at`` on
+    (the fire times are computed in Python between), one locks their cubes (in id order,
+    so nodes cannot deadlock), a few queue or coalesce the batches and store the
+    executions. The cube locks come last, so they are held for the fewest statements.
     Returns the firings and how many rows were claimed (a full ``limit`` means more may
     be due). With ``stale_after``, a fired cube's batch whose worker stopped heartbeating
     that long ago is recovered first, so the fire joins the re-queued batch.
@@ -219,6 +225,9 @@ def fire_due(
     if not claimed:
         return [], 0
     due, advance = _plan(claimed, now, misfire_threshold)
+    # Before the cube locks, not after: the claimed rows are already ours, and the cube
+    # locks are what other nodes (and API requests) queue behind until this commits.
+    schedules.advance_schedules(session, advance, now)
     cubes = catalog.lock_cubes(session, {d.row.cube_id for d in due})
     live = []
     for d in due:
@@ -242,7 +251,6 @@ def fire_due(
                 log.warning("schedule %s already fired for %s; not firing it twice",
                             job_id, at.isoformat())  # fmt: skip
         live = [d for d in live if (d.row.job_id, d.row.next_fire_at) not in already]
-    schedules.advance_schedules(session, advance, now)
     if any(not f.coalesced for f in fired):
         notify_batches_queued(session)
     return fired, len(claimed)

@@ -298,7 +298,7 @@ class Schedule(Base):
     __tablename__ = "schedules"
     __table_args__ = (
         Index("ix_schedules_active_next_fire_at", "active", "next_fire_at"),
-        Index("ix_schedules_org_cube", "org_id", "cube_id"),
+        Index("ix_schedules_org_cube_created", "org_id", "cube_id", "created_at", "job_id"),
     )
     job_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     org_id: Mapped[str] = mapped_column(String(limits.ORG_ID), ForeignKey("organizations.id"))
@@ -322,7 +322,7 @@ class Execution(Base):
     __tablename__ = "executions"
     __table_args__ = (
         UniqueConstraint("job_id", "scheduled_fire_time"),
-        Index("ix_executions_job_id_executed_at", "job_id", "executed_at"),
+        Index("ix_executions_job_id_executed_at_id", "job_id", "executed_at", "id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("schedules.job_id", ondelete="CASCADE"))

@@ -142,12 +142,16 @@ def aggregate_finished(mode: str, status: str, seconds: float, rows: int | None)
 
 
 def schedules_fired(firings: Iterable[Firing]) -> None:
-    """Count fires and how late each was recorded (``Scheduler(on_fired=...)``)."""
+    """Count fires and how late each was recorded (``Scheduler(on_fired=...)``); one
+    counter increment per kind of fire, not per fire (a pass reports hundreds)."""
+    kinds: dict[tuple[bool, bool], int] = {}
     for firing in firings:
         late = (firing.executed_at - firing.scheduled_fire_time).total_seconds()
         FIRE_LATENESS.observe(max(0.0, late))
-        FIRES.labels(misfire=str(firing.misfire).lower(),
-                     coalesced=str(firing.coalesced).lower()).inc()  # fmt: skip
+        kind = (firing.misfire, firing.coalesced)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    for (misfire, coalesced), count in kinds.items():
+        FIRES.labels(misfire=str(misfire).lower(), coalesced=str(coalesced).lower()).inc(count)
 
 
 def maintenance_actions(item: str, count: int) -> None:

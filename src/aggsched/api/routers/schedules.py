@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from aggsched.api import present, schemas
@@ -31,7 +30,7 @@ from aggsched.api.deps import (
     StoreDep,
     find_cube,
 )
-from aggsched.api.envelope import Envelope, FieldProblem, ok
+from aggsched.api.envelope import Envelope, FieldProblem, ok, ok_json
 from aggsched.api.errors import ApiError, bad_request
 from aggsched.api.validation import Name, TimeExpression, ZoneName
 from aggsched.cron import CronSyntaxError, CronTimeZoneError
@@ -88,13 +87,15 @@ def list_cube_schedules(
     """The cube's schedules (deleted ones are not listed), oldest first: all of them, as
     AtScale answers, or one page with ``limit``/``offset`` (extensions).
 
-    The JSON is built here (plain objects of the documented shape, one query) instead of
+    The JSON is built here (plain objects of the documented shape from one query whose
+    ids and times the database already renders as text, encoded by orjson) instead of
     being validated back into models by FastAPI: a cube with 1,000 schedules answers in
     a few milliseconds, not tens."""
     with store.session() as session:
         cube = find_cube(session, org.org_id, projectId, cubeId)
         rows = schedules.schedule_page(session, org.org_id, cube.id, limit=limit, offset=offset)
-    return JSONResponse(ok([present.listed_schedule(row) for row in rows]))
+        project_id, cube_id = cube.project_id, cube.id
+    return ok_json(present.listed_schedules(rows, org.org_id, project_id, cube_id))
 
 
 def body_over_query(body: BaseModel | None, query: Mapping[str, object]) -> dict[str, object]:
